@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairvisor-vmm: one process per guest.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+#include "bootcpu.h"
+#include "bzimage.h"
+#include "mptable.h"
+#include "vcpu.h"
+#include "vm.h"
+
+#define KERNEL_MAX_SIZE	(256ULL << 20)
+#define MEM_MAX_SIZE	(1ULL << 40)
+#define EXIT_USAGE	2
+
+static const char vmm_usage[] =
+"Usage: pairvisor-vmm --kernel FILE [options]\n"
+"Run one KVM guest, booted through the Linux x86 64-bit boot protocol.\n"
+"\n"
+"  -m, --memory SIZE     guest RAM; a number of MiB or with a K/M/G suffix\n"
+"                        (default 256M)\n"
+"  -c, --vcpus N         number of vCPUs, 1-" "16" " (default 1); CPU 0 boots,\n"
+"                        the others wait for INIT/SIPI as on hardware\n"
+"  -k, --kernel FILE     bzImage to boot (boot protocol 2.12 or later)\n"
+"  -i, --initrd FILE     initial ramdisk, placed below the kernel's\n"
+"                        initrd_addr_max\n"
+"  -a, --cmdline STRING  kernel command line\n"
+"      --console FILE    write the serial console (COM1) to FILE instead of\n"
+"                        standard output; input is read from standard input\n"
+"                        when it is a terminal or a pipe\n"
+"  -h, --help            show this help\n"
+"\n"
+"Exit status: the byte the guest wrote to the test exit port (0x501);\n"
+"0 when the guest resets (i8042 reset, triple fault) or on SIGTERM/SIGINT;\n"
+"1 on an error (bad kernel, KVM failure); 2 on a usage error.\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 20;		/* plain numbers are MiB, as in QEMU */
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoull(s, &end, 0);
+	if (errno)
+		return -errno;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if ((*end == 'i' || *end == 'B') && end[1] == '\0')
+		end++;
+	if (*end || v > (MEM_MAX_SIZE >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+static int parse_vcpus(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 1 || v > VM_MAX_VCPUS)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pairvisor-vmm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'pairvisor-vmm --help'.\n");
+	return -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, struct vm_config *cfg)
+{
+	static const struct option opts[] = {
+		{ "memory", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'a' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*cfg = (struct vm_config) { .mem_size = 256ULL << 20, .nr_vcpus = 1,
+				    .cmdline = "" };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "m:c:k:i:a:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_size(optarg, &cfg->mem_size) ||
+			    cfg->mem_size % 4096 || cfg->mem_size < (2 << 20))
+				return usage_error("--memory '%s': want a size such as 256M or 1G, at least 2M, a multiple of 4K", optarg);
+			break;
+		case 'c':
+			if (parse_vcpus(optarg, &cfg->nr_vcpus))
+				return usage_error("--vcpus '%s': want a number from 1 to 16", optarg);
+			break;
+		case 'k': cfg->kernel = optarg; break;
+		case 'i': cfg->initrd = optarg; break;
+		case 'a': cfg->cmdline = optarg; break;
+		case 'C': cfg->console = optarg; break;
+		case 'h':
+			fputs(vmm_usage, stdout);
+			exit(0);
+		default:
+			return usage_error("unknown or incomplete option '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!cfg->kernel)
+		return usage_error("%s", "--kernel FILE is required");
+	return 0;
+}
+
+static void log_setup(void)
+{
+	qb_log_init("pairvisor-vmm", LOG_USER, LOG_INFO);
+	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
+	qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
+	qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE,
+			  "*", getenv("PAIRVISOR_DEBUG") ? LOG_DEBUG : LOG_INFO);
+	qb_log_format_set(QB_LOG_STDERR, "%N: %b");
+}
+
+struct vmm_images {
+	void *kernel;
+	size_t kernel_len;
+	void *initrd;
+	size_t initrd_len;
+	struct bzimage bz;
+};
+
+static int load_file(const char *what, const char *path, size_t max,
+		     void **buf, size_t *len)
+{
+	int err = file_read_all(path, max, buf, len);
+
+	if (err)
+		qb_log(LOG_ERR, "%s %s: %s", what, path,
+		       err == -EFBIG ? "file too large" :
+		       err == -EINVAL ? "not a regular file" : strerror(-err));
+	return err;
+}
+
+static int images_read(const struct vm_config *cfg, struct vmm_images *img)
+{
+	const char *why;
+	int err;
+
+	err = load_file("kernel", cfg->kernel, KERNEL_MAX_SIZE, &img->kernel,
+			&img->kernel_len);
+	if (err)
+		return err;
+	err = bzimage_parse(img->kernel, img->kernel_len, &img->bz, &why);
+	if (err) {
+		qb_log(LOG_ERR, "kernel %s: %s", cfg->kernel, why);
+		return err;
+	}
+	if (cfg->initrd)
+		return load_file("initrd", cfg->initrd, cfg->mem_size,
+				 &img->initrd, &img->initrd_len);
+	return 0;
+}
+
+static int vmm_load(struct vm *vm, struct vmm_images *img,
+		    struct boot_info *bi)
+{
+	const char *why;
+	int err;
+
+	err = bzimage_load(&vm->mem, &img->bz, img->initrd, img->initrd_len,
+			   vm->cfg->cmdline, bi, &why);
+	if (err) {
+		qb_log(LOG_ERR, "kernel %s: %s", vm->cfg->kernel, why);
+		return err;
+	}
+	err = mptable_write(&vm->mem, vm->cfg->nr_vcpus);
+	if (err < 0)
+		return err;
+	return bootcpu_write_tables(&vm->mem);
+}
+
+static int32_t vmm_on_stop(int32_t fd, int32_t revents, void *data)
+{
+	struct vm *vm = data;
+	uint64_t v;
+
+	(void)revents;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		qb_log(LOG_ERR, "stop eventfd: %s", strerror(errno));
+	if (vm_stopping(vm))
+		qb_loop_stop(vm->loop);
+	return 0;
+}
+
+static int32_t vmm_on_signal(int32_t fd, int32_t revents, void *data)
+{
+	struct signalfd_siginfo si;
+	struct vm *vm = data;
+
+	(void)revents;
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		qb_log(LOG_INFO, "%s: stopping the guest",
+		       strsignal(si.ssi_signo));
+		vm_request_stop(vm, VM_STOP_SIGNAL, 0);
+	}
+	return 0;
+}
+
+/* SIGTERM/SIGINT go to a signalfd in the main loop; vCPU threads inherit
+ * the blocked mask, so only the loop ever sees them. */
+static int signals_setup(struct vm *vm, int *sfd)
+{
+	sigset_t set;
+	int err;
+
+	err = vcpu_signals_init();
+	if (err)
+		return err;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	*sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (*sfd < 0)
+		return -errno;
+	qb_loop_poll_add(vm->loop, QB_LOOP_HIGH, *sfd, POLLIN, vm,
+			 vmm_on_signal);
+	qb_loop_poll_add(vm->loop, QB_LOOP_HIGH, vm->stop_efd, POLLIN, vm,
+			 vmm_on_stop);
+	return 0;
+}
+
+static int vcpus_create(struct vm *vm, const struct boot_info *bi)
+{
+	int i, err;
+
+	for (i = 0; i < vm->cfg->nr_vcpus; i++) {
+		err = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (err) {
+			qb_log(LOG_ERR, "vCPU %d: %s", i, strerror(-err));
+			return err;
+		}
+		vm->nr_vcpus++;
+	}
+	err = vcpu_boot_setup(vm->vcpus[0], bi);
+	if (err)
+		qb_log(LOG_ERR, "vCPU 0 boot state: %s", strerror(-err));
+	return err;
+}
+
+static int vcpus_start(struct vm *vm)
+{
+	int i, err;
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		err = vcpu_start(vm->vcpus[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void vcpus_destroy(struct vm *vm)
+{
+	int i;
+
+	vm_request_stop(vm, VM_STOP_SIGNAL, 0);	/* no-op if already */
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_stop(vm->vcpus[i]);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(vm->vcpus[i]);
+	vm->nr_vcpus = 0;
+}
+
+static int vmm_exit_status(struct vm *vm)
+{
+	switch (vm->stop_reason) {
+	case VM_STOP_TESTEXIT:
+		return vm->stop_status;
+	case VM_STOP_RESET:
+	case VM_STOP_SIGNAL:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static int vmm_run(struct vm *vm, struct vmm_images *img)
+{
+	struct boot_info bi;
+	int sfd = -1, err;
+
+	err = vmm_load(vm, img, &bi);
+	if (!err)
+		err = signals_setup(vm, &sfd);
+	if (!err)
+		err = vm_devices_init(vm);
+	if (err)
+		goto out;
+	err = vcpus_create(vm, &bi);
+	if (!err)
+		err = vcpus_start(vm);
+	if (!err)
+		qb_loop_run(vm->loop);
+	vcpus_destroy(vm);
+	vm_devices_exit(vm);
+	if (!err)
+		err = vmm_exit_status(vm);
+	else
+		err = 1;
+	if (vm->stats.pio_unhandled || vm->stats.mmio_unhandled)
+		qb_log(LOG_INFO, "guest made %llu unhandled port and %llu unhandled MMIO accesses",
+		       (unsigned long long)vm->stats.pio_unhandled,
+		       (unsigned long long)vm->stats.mmio_unhandled);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	return err < 0 ? 1 : err;
+}
+
+int main(int argc, char **argv)
+{
+	struct vmm_images img = { 0 };
+	struct vm_config cfg;
+	struct vm vm;
+	int ret = 1;
+
+	if (parse_args(argc, argv, &cfg))
+		return EXIT_USAGE;
+	log_setup();
+	if (images_read(&cfg, &img))
+		goto out;
+	if (vm_create(&vm, &cfg))
+		goto out;
+	ret = vmm_run(&vm, &img);
+	vm_destroy(&vm);
+out:
+	free(img.kernel);
+	free(img.initrd);
+	qb_log_fini();
+	return ret;
+}

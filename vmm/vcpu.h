@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* A vCPU: its KVM fd, its kvm_run page and the thread running it. */
+#ifndef PV_VCPU_H
+#define PV_VCPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <linux/kvm.h>
+
+struct vm;
+struct boot_info;
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool running;
+};
+
+/* Create vCPU @id with CPUID, FPU and LAPIC set up; APs stay in reset. */
+int vcpu_create(struct vm *vm, int id, struct vcpu **out);
+void vcpu_destroy(struct vcpu *vcpu);
+
+/* Give the BSP the state of the 64-bit boot protocol entry. */
+int vcpu_boot_setup(struct vcpu *vcpu, const struct boot_info *bi);
+
+int vcpu_start(struct vcpu *vcpu);
+/* Make the thread leave KVM_RUN and end; then join it. */
+void vcpu_stop(struct vcpu *vcpu);
+
+/* SIGUSR1 (without SA_RESTART) interrupts KVM_RUN; install once per process. */
+int vcpu_signals_init(void);
+
+#endif

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VM: /dev/kvm, the in-kernel irqchip and PIT, guest RAM, buses, the
+ * device table and the stop protocol.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+#include "layout.h"
+#include "vm.h"
+
+/* the linker collects every VM_DEVICE() here */
+extern const struct vm_device_ops __start_pv_vm_devices[];
+extern const struct vm_device_ops __stop_pv_vm_devices[];
+
+#define MMIO_WARN_MAX	16
+
+static const struct {
+	int cap;
+	const char *name;
+} vm_required_caps[] = {
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+	{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+};
+
+static int vm_check_kvm(struct vm *vm)
+{
+	size_t i;
+
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		qb_log(LOG_ERR, "/dev/kvm: unsupported KVM API version");
+		return -ENOTSUP;
+	}
+	for (i = 0; i < sizeof(vm_required_caps) / sizeof(vm_required_caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+			  vm_required_caps[i].cap) <= 0) {
+			qb_log(LOG_ERR, "/dev/kvm lacks %s",
+			       vm_required_caps[i].name);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int vm_create_irqchip(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, PV_KVM_TSS_ADDR) < 0)
+		return -errno;
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP) < 0)
+		return -errno;
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -errno;
+	return irq_routing_init(vm);
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	int err;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		err = -errno;
+		qb_log(LOG_ERR, "cannot open /dev/kvm: %s", strerror(-err));
+		return err;
+	}
+	err = vm_check_kvm(vm);
+	if (err)
+		return err;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		err = -errno;
+		qb_log(LOG_ERR, "KVM_CREATE_VM: %s", strerror(-err));
+		return err;
+	}
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->vcpu_mmap_size <= 0)
+		return -EIO;
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int err;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->mem.fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+
+	err = vm_open_kvm(vm);
+	if (err)
+		goto out_destroy;
+	err = vm_create_irqchip(vm);
+	if (err) {
+		qb_log(LOG_ERR, "in-kernel irqchip/PIT: %s", strerror(-err));
+		goto out_destroy;
+	}
+	err = guest_mem_create(&vm->mem, cfg->mem_size);
+	if (!err)
+		err = guest_mem_register(&vm->mem, vm->vm_fd);
+	if (err) {
+		qb_log(LOG_ERR, "guest RAM (%llu bytes): %s",
+		       (unsigned long long)cfg->mem_size, strerror(-err));
+		goto out_destroy;
+	}
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->loop = qb_loop_create();
+	if (vm->stop_efd < 0 || !vm->loop) {
+		err = -ENOMEM;
+		goto out_destroy;
+	}
+	return 0;
+
+out_destroy:
+	vm_destroy(vm);
+	return err;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->loop)
+		qb_loop_destroy(vm->loop);
+	vm->loop = NULL;
+	guest_mem_destroy(&vm->mem);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stop_efd = vm->vm_fd = vm->kvm_fd = -1;
+	pthread_mutex_destroy(&vm->lock);
+}
+
+static int vm_dev_cmp(const void *a, const void *b)
+{
+	const struct vm_device_ops *x = *(const struct vm_device_ops * const *)a;
+	const struct vm_device_ops *y = *(const struct vm_device_ops * const *)b;
+
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int vm_devices_init(struct vm *vm)
+{
+	const struct vm_device_ops *sorted[VM_MAX_DEVICES];
+	const struct vm_device_ops *ops;
+	int n = 0, i, err;
+
+	for (ops = __start_pv_vm_devices; ops < __stop_pv_vm_devices; ops++) {
+		if (n == VM_MAX_DEVICES)
+			return -ENOSPC;
+		sorted[n++] = ops;
+	}
+	qsort(sorted, n, sizeof(sorted[0]), vm_dev_cmp);
+
+	for (i = 0; i < n; i++) {
+		void *priv = NULL;
+
+		err = sorted[i]->init(vm, &priv);
+		if (err) {
+			qb_log(LOG_ERR, "device %s: %s", sorted[i]->name,
+			       strerror(-err));
+			vm_devices_exit(vm);
+			return err;
+		}
+		vm->devs[vm->nr_devs].ops = sorted[i];
+		vm->devs[vm->nr_devs].priv = priv;
+		vm->nr_devs++;
+	}
+	return 0;
+}
+
+void vm_devices_exit(struct vm *vm)
+{
+	while (vm->nr_devs > 0) {
+		vm->nr_devs--;
+		if (vm->devs[vm->nr_devs].ops->exit)
+			vm->devs[vm->nr_devs].ops->exit(vm,
+						vm->devs[vm->nr_devs].priv);
+	}
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
+{
+	int none = VM_STOP_NONE;
+	uint64_t one = 1;
+
+	if (__atomic_compare_exchange_n((int *)&vm->stop_reason, &none,
+					(int)reason, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&vm->stop_status, status, __ATOMIC_SEQ_CST);
+		if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+			qb_log(LOG_ERR, "stop eventfd: %s", strerror(errno));
+	}
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	return __atomic_load_n((int *)&vm->stop_reason, __ATOMIC_SEQ_CST) !=
+	       VM_STOP_NONE;
+}
+
+static void vm_unhandled_read(void *data, uint32_t len)
+{
+	memset(data, 0xff, len);	/* floating bus */
+}
+
+void vm_pio(struct vm *vm, uint16_t port, void *data, uint32_t len,
+	    bool is_write)
+{
+	int err;
+
+	pthread_mutex_lock(&vm->lock);
+	err = bus_dispatch(&vm->pio, port, data, len, is_write);
+	if (err) {
+		vm->stats.pio_unhandled++;
+		if (!(vm->pio_warned[port / 8] & (1 << (port % 8)))) {
+			vm->pio_warned[port / 8] |= 1 << (port % 8);
+			qb_log(LOG_WARNING, "guest %s unhandled port 0x%x (%u bytes), ignored",
+			       is_write ? "wrote" : "read", port, len);
+		}
+		if (!is_write)
+			vm_unhandled_read(data, len);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_mmio(struct vm *vm, uint64_t addr, void *data, uint32_t len,
+	     bool is_write)
+{
+	int err;
+
+	pthread_mutex_lock(&vm->lock);
+	err = bus_dispatch(&vm->mmio, addr, data, len, is_write);
+	if (err) {
+		if (vm->stats.mmio_unhandled++ < MMIO_WARN_MAX)
+			qb_log(LOG_WARNING, "guest %s unhandled MMIO 0x%llx (%u bytes), ignored",
+			       is_write ? "wrote" : "read",
+			       (unsigned long long)addr, len);
+		if (!is_write)
+			vm_unhandled_read(data, len);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}

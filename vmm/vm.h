@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One guest: the KVM VM, its RAM, vCPUs, buses and devices.
+ *
+ * Threads: one per vCPU (KVM_RUN and exit dispatch) plus the main thread
+ * running the libqb main loop (signals, console input, ioeventfds). All
+ * device state is protected by vm->lock: vCPU threads hold it while they
+ * dispatch an exit, main-loop handlers while they touch a device.
+ */
+#ifndef PV_VM_H
+#define PV_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+#include <qb/qbloop.h>
+
+#include "bus.h"
+#include "memory.h"
+
+struct vm;
+struct vcpu;
+struct pci_host;
+
+struct vm_config {
+	uint64_t mem_size;
+	int nr_vcpus;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *console;	/* NULL: stdout */
+	bool no_vcpus;		/* device model only (harness) */
+};
+
+/*
+ * Devices register themselves through this table (see VM_DEVICE()), so
+ * adding a device never edits a central switch. Lower levels start first
+ * and stop last.
+ */
+enum vm_dev_level {
+	VM_DEV_CORE = 0,	/* buses, PCI host bridge */
+	VM_DEV_PLATFORM = 1,	/* legacy platform devices */
+	VM_DEV_PCI = 2,		/* PCI functions */
+};
+
+struct vm_device_ops {
+	const char *name;
+	enum vm_dev_level level;
+	int (*init)(struct vm *vm, void **priv);
+	void (*exit)(struct vm *vm, void *priv);
+};
+
+#define VM_DEVICE(id, ...)						\
+	static const struct vm_device_ops __vm_dev_##id			\
+	__attribute__((used, section("pv_vm_devices"), aligned(8))) =	\
+	{ __VA_ARGS__ }
+
+#define VM_MAX_DEVICES	32
+#define VM_MAX_VCPUS	16
+#define VM_MAX_GSI_ROUTES 256
+
+struct vm_stats {
+	uint64_t pio_unhandled;
+	uint64_t mmio_unhandled;
+};
+
+/* Why the guest stopped; becomes the process exit status. */
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_TESTEXIT,	/* status = value written by the guest */
+	VM_STOP_RESET,		/* i8042 reset or KVM_EXIT_SHUTDOWN */
+	VM_STOP_SIGNAL,		/* SIGTERM / SIGINT */
+	VM_STOP_ERROR,		/* KVM failure, internal error */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	pthread_mutex_t lock;		/* device state, buses, routes */
+	qb_loop_t *loop;
+	int stop_efd;			/* eventfd: wakes the main loop */
+
+	int nr_vcpus;
+	struct vcpu *vcpus[VM_MAX_VCPUS];
+
+	struct pci_host *pci;		/* set by the PCI host bridge */
+
+	struct kvm_irq_routing_entry routes[VM_MAX_GSI_ROUTES];
+	int nr_routes;
+	uint32_t next_gsi;		/* first free GSI for MSI routes */
+
+	struct {
+		const struct vm_device_ops *ops;
+		void *priv;
+	} devs[VM_MAX_DEVICES];
+	int nr_devs;
+
+	struct vm_stats stats;
+	uint8_t pio_warned[65536 / 8];	/* one log line per unknown port */
+
+	/* written under lock, read after the loop stops */
+	enum vm_stop_reason stop_reason;
+	int stop_status;
+};
+
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+void vm_destroy(struct vm *vm);
+int vm_devices_init(struct vm *vm);
+void vm_devices_exit(struct vm *vm);
+
+/* Ask the VM to stop (any thread). The first reason wins. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+bool vm_stopping(struct vm *vm);
+
+/* Dispatch a guest port or MMIO access; unknown ones are counted and logged. */
+void vm_pio(struct vm *vm, uint16_t port, void *data, uint32_t len,
+	    bool is_write);
+void vm_mmio(struct vm *vm, uint64_t addr, void *data, uint32_t len,
+	     bool is_write);
+
+/* Interrupts (irq.c). Call with vm->lock held. */
+int irq_routing_init(struct vm *vm);
+int irq_line(struct vm *vm, uint32_t gsi, int level);
+/* Allocate a GSI routed to an MSI (addr, data); returns the GSI or -errno. */
+int irq_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
+int irq_msi_route_update(struct vm *vm, uint32_t gsi, uint64_t addr,
+			 uint32_t data);
+int irq_irqfd_assign(struct vm *vm, int efd, uint32_t gsi);
+int irq_irqfd_deassign(struct vm *vm, int efd, uint32_t gsi);
+int irq_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
+
+/* ioeventfd (PIO when @pio, else MMIO), matching any value written. */
+int vm_ioeventfd(struct vm *vm, int efd, uint64_t addr, uint32_t len,
+		 bool pio, bool assign);
+
+#endif
