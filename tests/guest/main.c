@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * CPL3 main program: check what the loader handed over (boot_params, e820,
+ * command line, initrd, MP table), then run the workloads that
+ * "pvtest=NAME[,NAME...]" names and exit through port 0x501.
+ */
+#include "guest.h"
+
+/* struct boot_params offsets (arch/x86/include/uapi/asm/bootparam.h) */
+#define BP_EXT_RAMDISK_IMAGE	0x0c0
+#define BP_EXT_RAMDISK_SIZE	0x0c4
+#define BP_EXT_CMD_LINE_PTR	0x0c8
+#define BP_E820_ENTRIES		0x1e8
+#define BP_BOOT_FLAG		0x1fe
+#define BP_HEADER		0x202
+#define BP_VERSION		0x206
+#define BP_TYPE_OF_LOADER	0x210
+#define BP_LOADFLAGS		0x211
+#define BP_RAMDISK_IMAGE	0x218
+#define BP_RAMDISK_SIZE		0x21c
+#define BP_CMD_LINE_PTR		0x228
+#define BP_CMDLINE_SIZE		0x238
+#define BP_PREF_ADDRESS		0x258
+#define BP_E820_TABLE		0x2d0
+#define E820_MAX		128
+#define E820_RAM		1
+
+#define CMDLINE_MAX		2048
+
+struct e820_entry {
+	u64 addr, size;
+	u32 type;
+} __attribute__((packed));
+
+static const u8 *bp;
+static const char *boot_error;	/* first inconsistency found, or NULL */
+static char cmdline[CMDLINE_MAX];
+static unsigned int nr_fail;
+static bool usage_error;
+
+void user_start(u32 cpu);
+
+#define BP8(off)	(*(const u8 *)(bp + (off)))
+#define BP16(off)	(*(const u16 *)(bp + (off)))
+#define BP32(off)	(*(const u32 *)(bp + (off)))
+#define BP64(off)	(*(const u64 *)(bp + (off)))
+
+static void boot_fail(const char *why)
+{
+	if (!boot_error)
+		boot_error = why;
+	printk("PVGUEST bad boot state: %s\n", why);
+}
+
+void result(const char *name, bool pass, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (pass && boot_error) {
+		pass = false;
+		snprintf(buf, sizeof(buf), "bad boot state: %s", boot_error);
+	}
+	if (!pass)
+		nr_fail++;
+	printk("PVTEST %s %s %s\n", name, pass ? "PASS" : "FAIL", buf);
+}
+
+static void boot_check_params(void)
+{
+	printk("PVGUEST boot_params at 0x%lx magic=%s version=0x%04x "
+	       "loader=0x%02x loadflags=0x%02x\n", (unsigned long)bp,
+	       BP32(BP_HEADER) == 0x53726448 ? "HdrS" : "bad",
+	       BP16(BP_VERSION), BP8(BP_TYPE_OF_LOADER), BP8(BP_LOADFLAGS));
+	if (BP16(BP_BOOT_FLAG) != 0xaa55 || BP32(BP_HEADER) != 0x53726448)
+		boot_fail("boot_params has no 0xAA55/HdrS setup header");
+	if (BP16(BP_VERSION) != 0x020f)
+		boot_fail("header version is not ours (0x020f)");
+	if (BP8(BP_TYPE_OF_LOADER) != 0xff)
+		boot_fail("type_of_loader is not 0xff");
+	if (!(BP8(BP_LOADFLAGS) & 1))
+		boot_fail("loadflags lost LOADED_HIGH");
+	if (BP64(BP_PREF_ADDRESS) != KERNEL_BASE)
+		boot_fail("pref_address changed");
+}
+
+static bool e820_covers(const struct e820_entry *e, u32 n, u64 a, u64 b)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (e[i].type == E820_RAM && e[i].addr <= a &&
+		    b <= e[i].addr + e[i].size)
+			return true;
+	return false;
+}
+
+static void boot_check_e820(void)
+{
+	const struct e820_entry *e = (const void *)(bp + BP_E820_TABLE);
+	u32 i, n = BP8(BP_E820_ENTRIES);
+	u64 ram = 0;
+
+	for (i = 0; i < n && i < E820_MAX; i++) {
+		printk("PVGUEST e820 0x%016lx-0x%016lx type=%u\n",
+		       (unsigned long)e[i].addr,
+		       (unsigned long)(e[i].addr + e[i].size), e[i].type);
+		if (e[i].type == E820_RAM)
+			ram += e[i].size;
+		if (!e[i].size)
+			boot_fail("e820 entry of size 0");
+		if (i && e[i].addr < e[i - 1].addr + e[i - 1].size)
+			boot_fail("e820 entries overlap or are unsorted");
+	}
+	printk("PVGUEST e820 entries=%u ram=%lu\n", n, (unsigned long)ram);
+	if (!n || n > E820_MAX)
+		boot_fail("e820 entry count out of range");
+	if (!e820_covers(e, n, KERNEL_BASE, (u64)_end))
+		boot_fail("e820 RAM does not cover the kernel image");
+	if (!e820_covers(e, n, 0, 0x9f000))
+		boot_fail("e820 RAM does not cover base memory");
+	if (mp.found && e820_covers(e, n, mp.addr, mp.addr + 16))
+		boot_fail("MP table lies in e820 RAM, not reserved memory");
+}
+
+static void boot_check_cmdline(void)
+{
+	u64 p = BP32(BP_CMD_LINE_PTR) | (u64)BP32(BP_EXT_CMD_LINE_PTR) << 32;
+	u32 max = BP32(BP_CMDLINE_SIZE);
+	const char *s = (const char *)p;
+	u32 i;
+
+	if (!p) {
+		printk("PVGUEST cmdline none\n");
+		return;
+	}
+	if (p >= 0x100000000ULL) {
+		boot_fail("command line above 4 GiB");
+		return;
+	}
+	if (max >= CMDLINE_MAX)
+		max = CMDLINE_MAX - 1;
+	for (i = 0; i < max && s[i]; i++)
+		cmdline[i] = s[i];
+	cmdline[i] = '\0';
+	if (s[i])
+		boot_fail("command line is not terminated within cmdline_size");
+	printk("PVGUEST cmdline \"%s\"\n", cmdline);
+}
+
+static void boot_check_initrd(void)
+{
+	u64 addr = BP32(BP_RAMDISK_IMAGE) |
+		   (u64)BP32(BP_EXT_RAMDISK_IMAGE) << 32;
+	u64 len = BP32(BP_RAMDISK_SIZE) |
+		  (u64)BP32(BP_EXT_RAMDISK_SIZE) << 32;
+	const struct e820_entry *e = (const void *)(bp + BP_E820_TABLE);
+
+	if (!addr && !len) {
+		printk("PVGUEST initrd none\n");
+		return;
+	}
+	if (addr + len > 0x100000000ULL || addr + len < addr ||
+	    !e820_covers(e, BP8(BP_E820_ENTRIES), addr, addr + len)) {
+		printk("PVGUEST initrd addr=0x%lx len=%lu outside RAM\n",
+		       (unsigned long)addr, (unsigned long)len);
+		boot_fail("initrd is not inside e820 RAM below 4 GiB");
+		return;
+	}
+	if (addr < (u64)_end && addr + len > KERNEL_BASE)
+		boot_fail("initrd overlaps the kernel");
+	printk("PVGUEST initrd addr=0x%lx\n", (unsigned long)addr);
+	printk("PVGUEST initrd len=%lu crc32=0x%08x\n", (unsigned long)len,
+	       crc32(0, (const void *)addr, len));
+}
+
+static void boot_check_mptable(void)
+{
+	mptable_read();
+	if (mp.error) {
+		printk("PVGUEST mptable error: %s\n", mp.error);
+		boot_fail(mp.error);
+		return;
+	}
+	printk("PVGUEST mptable cpus=%u ioapic=0x%08x\n", mp.ncpus, mp.ioapic);
+}
+
+static void workload_hello(void)
+{
+	printk("PVGUEST hello from the pairvisor test guest at CPL3\n");
+	result("hello", true, "greeting printed");
+}
+
+static void workload_triplefault(void)
+{
+	printk("PVTEST triplefault RUN\n");
+	user_triplefault();
+	result("triplefault", false, "still running after the triple fault");
+}
+
+/* Undefined port and unassigned MMIO: the VMM must log and carry on. */
+static void workload_badport(void)
+{
+	u64 hole = 0xfebff000;	/* top of the PCI window, no BAR there */
+	u32 v;
+	u8 in;
+
+	outb(0x5a, PORT_BAD);
+	in = inb(PORT_BAD);
+	mmio_write32(hole, 0xdeadbeef);
+	v = mmio_read32(hole);
+	result("badport", true, "port=0x%03x in=0x%02x mmio=0x%lx read=0x%08x",
+	       PORT_BAD, in, (unsigned long)hole, v);
+}
+
+static const struct workload {
+	const char *name;
+	void (*run)(void);
+} workloads[] = {
+	{ "hello", workload_hello },
+	{ "smp", smp_run },
+	{ "virtio", virtio_run },
+	{ "triplefault", workload_triplefault },
+	{ "badport", workload_badport },
+};
+
+static void workload_run(const char *name, size_t len)
+{
+	char nm[32];
+	size_t i;
+
+	if (len >= sizeof(nm))
+		len = sizeof(nm) - 1;
+	memcpy(nm, name, len);
+	nm[len] = '\0';
+	for (i = 0; i < ARRAY_SIZE(workloads); i++) {
+		if (!strncmp(workloads[i].name, nm, len + 1)) {
+			workloads[i].run();
+			return;
+		}
+	}
+	usage_error = true;
+	result(nm, false, "unknown workload");
+}
+
+/* Find "pvtest=" as a whole word and run each comma-separated name. */
+static void workloads_run(void)
+{
+	const char *p = cmdline, *end;
+
+	while (*p) {
+		if ((p == cmdline || p[-1] == ' ') && !strncmp(p, "pvtest=", 7))
+			break;
+		p++;
+	}
+	if (!*p) {
+		usage_error = true;
+		result("pvtest", false, "no pvtest=NAME[,NAME...] on the command line");
+		return;
+	}
+	for (p += 7; *p && *p != ' '; p = *end ? end + 1 : end) {
+		for (end = p; *end && *end != ',' && *end != ' '; end++)
+			;
+		if (end > p)
+			workload_run(p, end - p);
+		if (*end == ' ')
+			break;
+	}
+}
+
+void user_start(u32 cpu)
+{
+	if (cpu)
+		smp_ap_main(cpu);
+	bp = (const u8 *)boot_params_ptr;
+	printk("PVGUEST pairvisor test guest at CPL3, boot_params=0x%lx\n",
+	       (unsigned long)bp);
+	boot_check_params();
+	boot_check_mptable();
+	boot_check_e820();
+	boot_check_cmdline();
+	boot_check_initrd();
+	workloads_run();
+	printk("PVGUEST done: %u failed\n", nr_fail);
+	guest_exit(usage_error ? EXIT_USAGE : nr_fail ? EXIT_FAIL : EXIT_PASS);
+}
