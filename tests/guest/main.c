@@ -216,6 +216,14 @@ static void workload_badport(void)
 	       PORT_BAD, in, (unsigned long)hole, v);
 }
 
+/* A CPL3 page fault beyond the 4 GiB map: the trap handler must report it. */
+static void workload_pagefault(void)
+{
+	printk("PVTEST pagefault RUN\n");
+	(void)mmio_read32(0x8000000000ULL);
+	result("pagefault", false, "no #PF reading 0x8000000000");
+}
+
 static const struct workload {
 	const char *name;
 	void (*run)(void);
@@ -225,6 +233,7 @@ static const struct workload {
 	{ "virtio", virtio_run },
 	{ "triplefault", workload_triplefault },
 	{ "badport", workload_badport },
+	{ "pagefault", workload_pagefault },
 };
 
 static void workload_run(const char *name, size_t len)
