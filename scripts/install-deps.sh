@@ -1,0 +1,47 @@
+#!/bin/sh
+# Install every Debian 12 package pairvisor's build, tests and demo need
+# (DESIGN.md section 6). Idempotent: packages already present are skipped,
+# and apt is only asked when something is missing.
+set -eu
+
+packages="
+	build-essential cmake ninja-build pkg-config clang binutils
+	linux-libc-dev libcunit1-dev
+	libqb-dev libprotobuf-c-dev protobuf-c-compiler
+	libibverbs-dev librdmacm-dev rdma-core ibverbs-providers
+	corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev
+	liburing-dev qemu-utils qemu-system-x86
+	busybox-static cpio kmod iproute2 ibverbs-utils perftest rdmacm-utils
+	python3
+"
+
+missing=
+for p in $packages; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: need root to install:$missing" >&2
+	exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# corosync must not start a cluster on a CI machine: its tests start their own
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' > "$policy"
+	chmod +x "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install dependencies, build, and run the whole test suite: every ctest in a
+# normal build, then the unit tests again under ASan+UBSan (the freestanding
+# test guest is not built there). Exits non-zero if anything fails.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+scripts/install-deps.sh
+# Debian's stock kernel for the boot-path test, cached across runs
+scripts/fetch-debian-kernel.sh >/dev/null
+
+scripts/build.sh "$top/build"
+ctest --test-dir "$top/build" --output-on-failure --timeout 600
+
+scripts/build.sh "$top/build-asan" -DPV_SANITIZE=ON
+ctest --test-dir "$top/build-asan" --output-on-failure -L unit --timeout 600

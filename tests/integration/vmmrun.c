@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmmrun.h"
+
+#define POLL_MS		20
+#define TERM_GRACE_MS	5000
+
+static char *tmp_dir(void)
+{
+	static char dir[] = "/tmp/pvtest.XXXXXX";
+	static bool made;
+
+	if (!made && mkdtemp(dir))
+		made = true;
+	return dir;
+}
+
+static void tmp_dir_cleanup(void)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_dir());
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", tmp_dir());
+}
+
+char *tmpfile_write(const char *name, const void *buf, size_t len)
+{
+	static bool registered;
+	char *path;
+	FILE *f;
+
+	if (!registered) {
+		atexit(tmp_dir_cleanup);
+		registered = true;
+	}
+	if (asprintf(&path, "%s/%s", tmp_dir(), name) < 0)
+		return NULL;
+	f = fopen(path, "wb");
+	if (!f || fwrite(buf, 1, len, f) != len) {
+		if (f)
+			fclose(f);
+		free(path);
+		return NULL;
+	}
+	fclose(f);
+	return path;
+}
+
+void *file_slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return NULL;
+	if (fstat(fileno(f), &st) < 0 || !(buf = malloc(st.st_size + 1))) {
+		fclose(f);
+		return NULL;
+	}
+	*len = fread(buf, 1, st.st_size, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+uint32_t crc32_ieee(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint32_t crc = 0xffffffff;
+
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320 & -(crc & 1));
+	}
+	return ~crc;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool file_contains(const char *path, const char *what)
+{
+	size_t len;
+	char *s = file_slurp(path, &len);
+	bool found = s && strstr(s, what);
+
+	free(s);
+	return found;
+}
+
+static pid_t spawn(const char *const *argv, const char *out, const char *err)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	int in = open("/dev/null", O_RDONLY);
+	int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (in < 0 || o < 0 || e < 0)
+		_exit(126);
+	dup2(in, 0);
+	dup2(o, 1);
+	dup2(e, 2);
+	execv(PV_VMM_PATH, (char *const *)argv);
+	_exit(127);
+}
+
+/* Wait for @pid at most @ms; true when it ended (status in *st). */
+static bool wait_for(pid_t pid, int ms, int *st, const char *out,
+		     const char *until, bool *matched)
+{
+	for (int t = 0; t <= ms; t += POLL_MS) {
+		if (waitpid(pid, st, WNOHANG) == pid)
+			return true;
+		if (until && !*matched && file_contains(out, until)) {
+			*matched = true;
+			kill(pid, SIGTERM);
+			return wait_for(pid, TERM_GRACE_MS, st, NULL, NULL, NULL);
+		}
+		sleep_ms(POLL_MS);
+	}
+	return false;
+}
+
+int vmm_run(struct vmm_result *r, int timeout_ms, const char *until,
+	    const char *const *argv)
+{
+	char out[256], err[256];
+	size_t len;
+	pid_t pid;
+	int st = 0;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(out, sizeof(out), "%s/vmm.out", tmp_dir());
+	snprintf(err, sizeof(err), "%s/vmm.err", tmp_dir());
+	pid = spawn(argv, out, err);
+	if (pid < 0)
+		return -errno;
+	if (!wait_for(pid, timeout_ms, &st, out, until, &r->matched)) {
+		r->timed_out = true;
+		kill(pid, SIGTERM);
+		if (!wait_for(pid, TERM_GRACE_MS, &st, NULL, NULL, NULL)) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		}
+	}
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r->out = file_slurp(out, &len);
+	r->err = file_slurp(err, &len);
+	if (!r->out)
+		r->out = strdup("");
+	if (!r->err)
+		r->err = strdup("");
+	/* shown by ctest --output-on-failure */
+	printf("--- vmm exit %d%s\n--- console:\n%s--- log:\n%s---\n",
+	       r->status, r->timed_out ? " (timed out)" : "", r->out, r->err);
+	return 0;
+}
+
+void vmm_result_free(struct vmm_result *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
