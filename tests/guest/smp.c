@@ -53,11 +53,11 @@ void smp_ap_main(u32 cpu)
 		user_park();
 }
 
-static bool spin_until(volatile u32 *flag)
+static bool spin_until(volatile u32 *flag, unsigned long limit)
 {
 	unsigned long i;
 
-	for (i = 0; i < SPIN_LIMIT; i++) {
+	for (i = 0; i < limit; i++) {
 		if (*flag)
 			return true;
 		cpu_relax();
@@ -98,7 +98,8 @@ static bool smp_boot_ap(u32 cpu, u8 apic_id)
 	for (tries = 0; tries < 2; tries++) {
 		if (!icr_send(apic_id, ICR_SIPI | SIPI_VECTOR))
 			return false;
-		if (spin_until(&ap_alive[cpu]))
+		/* ~25 ms for the first SIPI, then the full bound */
+		if (spin_until(&ap_alive[cpu], tries ? SPIN_LIMIT : 1000000))
 			return true;
 	}
 	return false;
@@ -130,7 +131,7 @@ void smp_run(void)
 	len = snprintf(line, sizeof(line), "cpus=%u cpu0=0x%08x", n,
 		       ap_result[0]);
 	for (cpu = 1; cpu < n; cpu++) {
-		if (!spin_until(&ap_done[cpu])) {
+		if (!spin_until(&ap_done[cpu], SPIN_LIMIT)) {
 			result("smp", false, "cpus=%u cpu%u did not finish", n, cpu);
 			return;
 		}
