@@ -217,6 +217,8 @@ static int msix_table_access(struct virtio_pci *vp, uint64_t off,
 	}
 	if (was_masked && !msix_masked(vp, v))
 		msix_unmasked(vp);
+	else if (!msix_masked(vp, v))
+		msix_route_sync(vp, v);	/* live vector got a new message */
 	return 0;
 }
 
