@@ -75,6 +75,9 @@ struct virtio_pci {
 	uint16_t nvec;
 	struct msix_vec vec[VPCI_MAX_VECTORS];
 	uint64_t pba[(VPCI_MAX_VECTORS + 63) / 64];
+
+	uint64_t kicks_ioeventfd;	/* notifications by path */
+	uint64_t kicks_trapped;
 };
 
 static struct virtio_pci *to_vpci(struct virtio_dev *vdev)
@@ -295,6 +298,7 @@ static int vpci_ioevent_ready(int32_t fd, int32_t revents, void *data)
 	if (!(revents & POLLIN) || read(fd, &cnt, sizeof(cnt)) < 0)
 		return 0;
 	pthread_mutex_lock(&vp->vm->lock);
+	vp->kicks_ioeventfd++;
 	vpci_queue_notify(vp, q - vp->queues);
 	pthread_mutex_unlock(&vp->vm->lock);
 	return 0;
@@ -613,8 +617,10 @@ static int vpci_bar_access(struct pci_dev *pdev, int bar, uint64_t off,
 		return vpci_devcfg_access(vp, in, data, len, is_write);
 	case VPCI_NOTIFY_OFF:
 		/* Fallback for writes KVM did not turn into an ioeventfd. */
-		if (is_write && !(in % VPCI_NOTIFY_MULT))
+		if (is_write && !(in % VPCI_NOTIFY_MULT)) {
+			vp->kicks_trapped++;
 			vpci_queue_notify(vp, in / VPCI_NOTIFY_MULT);
+		}
 		else if (!is_write)
 			memset(data, 0, len);
 		return 0;
@@ -903,6 +909,9 @@ void virtio_pci_destroy(struct virtio_dev *vdev)
 {
 	struct virtio_pci *vp = to_vpci(vdev);
 
+	qb_log(LOG_INFO, "%s: notifications: %llu by ioeventfd, %llu trapped",
+	       vdev->ops->name, (unsigned long long)vp->kicks_ioeventfd,
+	       (unsigned long long)vp->kicks_trapped);
 	if (vp->vm->pci)
 		pci_dev_unregister(vp->vm->pci, &vp->pdev);
 	vpci_free(vp);
