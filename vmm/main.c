@@ -36,6 +36,8 @@ static const char vmm_usage[] =
 "  -i, --initrd FILE     initial ramdisk, placed below the kernel's\n"
 "                        initrd_addr_max\n"
 "  -a, --cmdline STRING  kernel command line\n"
+"      --stats           at exit, log counters, the boot timeline\n"
+"                        (CLOCK_MONOTONIC ns) and memory use beyond guest RAM\n"
 "      --console FILE    write the serial console (COM1) to FILE instead of\n"
 "                        standard output; input is read from standard input\n"
 "                        when it is a terminal or a pipe\n"
@@ -102,6 +104,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -125,6 +128,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'i': cfg->initrd = optarg; break;
 		case 'a': cfg->cmdline = optarg; break;
 		case 'C': cfg->console = optarg; break;
+		case 'S': cfg->stats = true; break;
 		case 'h':
 			fputs(vmm_usage, stdout);
 			exit(0);
@@ -337,6 +341,8 @@ static int vmm_run(struct vm *vm, struct vmm_images *img)
 		err = vmm_exit_status(vm);
 	else
 		err = 1;
+	if (vm->cfg->stats)
+		vm_stats_print(vm);
 	if (vm->stats.pio_unhandled || vm->stats.mmio_unhandled)
 		qb_log(LOG_INFO, "guest made %llu unhandled port and %llu unhandled MMIO accesses",
 		       (unsigned long long)vm->stats.pio_unhandled,
@@ -350,6 +356,7 @@ out:
 int main(int argc, char **argv)
 {
 	struct vmm_images img = { 0 };
+	uint64_t t_main = vm_clock_ns();
 	struct vm_config cfg;
 	struct vm vm;
 	int ret = 1;
@@ -361,6 +368,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (vm_create(&vm, &cfg))
 		goto out;
+	vm.stats.t_main_ns = t_main;
 	ret = vmm_run(&vm, &img);
 	vm_destroy(&vm);
 out:

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <qb/qblog.h>
@@ -243,10 +244,25 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	return false;
 }
 
+/* The boot CPU's first KVM_RUN is the guest's first instruction. */
+static void vcpu_note_first_run(struct vcpu *vcpu)
+{
+	struct rusage ru;
+
+	if (vcpu->id != 0 || vcpu->vm->stats.t_first_run_ns)
+		return;
+	getrusage(RUSAGE_SELF, &ru);
+	vcpu->vm->stats.cpu_us_first_run =
+		ru.ru_utime.tv_sec * 1000000ULL + ru.ru_utime.tv_usec +
+		ru.ru_stime.tv_sec * 1000000ULL + ru.ru_stime.tv_usec;
+	vcpu->vm->stats.t_first_run_ns = vm_clock_ns();
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 
+	vcpu_note_first_run(vcpu);
 	while (!vm_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -256,6 +272,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(vcpu->vm, VM_STOP_ERROR, 1);
 			break;
 		}
+		__atomic_add_fetch(&vcpu->vm->stats.exits, 1, __ATOMIC_RELAXED);
 		if (!vcpu_handle_exit(vcpu))
 			break;
 	}

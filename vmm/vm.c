@@ -5,10 +5,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <qb/qblog.h>
@@ -261,4 +263,48 @@ void vm_mmio(struct vm *vm, uint64_t addr, void *data, uint32_t len,
 			vm_unhandled_read(data, len);
 	}
 	pthread_mutex_unlock(&vm->lock);
+}
+
+uint64_t vm_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* A "Key:   N kB" line of /proc/self/status, in KiB; 0 if absent. */
+static uint64_t proc_status_kib(const char *key)
+{
+	char line[256];
+	uint64_t v = 0;
+	size_t klen = strlen(key);
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			v = strtoull(line + klen + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+void vm_stats_print(struct vm *vm)
+{
+	uint64_t hwm = proc_status_kib("VmHWM");
+	uint64_t shmem = proc_status_kib("RssShmem");
+
+	/* guest RAM is the memfd (shmem): the rest is the VMM's own */
+	qb_log(LOG_NOTICE, "stats: exits=%llu pio_unhandled=%llu mmio_unhandled=%llu "
+	       "t_main_ns=%llu t_first_run_ns=%llu cpu_us_first_run=%llu "
+	       "vm_hwm_kib=%llu guest_ram_rss_kib=%llu overhead_kib=%llu",
+	       (unsigned long long)vm->stats.exits,
+	       (unsigned long long)vm->stats.pio_unhandled,
+	       (unsigned long long)vm->stats.mmio_unhandled,
+	       (unsigned long long)vm->stats.t_main_ns,
+	       (unsigned long long)vm->stats.t_first_run_ns,
+	       (unsigned long long)vm->stats.cpu_us_first_run,
+	       (unsigned long long)hwm, (unsigned long long)shmem,
+	       (unsigned long long)(hwm > shmem ? hwm - shmem : 0));
 }

@@ -32,6 +32,7 @@ struct vm_config {
 	const char *cmdline;
 	const char *console;	/* NULL: stdout */
 	bool no_vcpus;		/* device model only (harness) */
+	bool stats;		/* print counters and boot times at exit */
 };
 
 /*
@@ -64,6 +65,11 @@ struct vm_device_ops {
 struct vm_stats {
 	uint64_t pio_unhandled;
 	uint64_t mmio_unhandled;
+	uint64_t exits;			/* vCPU exits to user space */
+	/* boot timeline, CLOCK_MONOTONIC ns (comparable across processes) */
+	uint64_t t_main_ns;		/* main() entered */
+	uint64_t t_first_run_ns;	/* vCPU 0 enters KVM_RUN: first guest insn */
+	uint64_t cpu_us_first_run;	/* process CPU time (user+sys) by then */
 };
 
 /* Why the guest stopped; becomes the process exit status. */
@@ -118,6 +124,10 @@ void vm_devices_exit(struct vm *vm);
 /* Ask the VM to stop (any thread). The first reason wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 bool vm_stopping(struct vm *vm);
+
+uint64_t vm_clock_ns(void);
+/* One line of counters, boot timeline and memory use (for --stats). */
+void vm_stats_print(struct vm *vm);
 
 /* Dispatch a guest port or MMIO access; unknown ones are counted and logged. */
 void vm_pio(struct vm *vm, uint16_t port, void *data, uint32_t len,
