@@ -272,6 +272,14 @@ static void test_pci_cfg_window(void)
 		caps.common_off + VIRTIO_PCI_COMMON_NUMQ);
 	conf_wr(at + VIRTIO_PCI_CAP_LENGTH, 4, 2);
 	CU_ASSERT_EQUAL(conf_rd(at + 16, 2), 1);	/* num_queues */
+	/* a write through the window reaches the BAR */
+	conf_wr(at + VIRTIO_PCI_CAP_OFFSET, 4,
+		caps.common_off + VIRTIO_PCI_COMMON_DFSELECT);
+	conf_wr(at + VIRTIO_PCI_CAP_LENGTH, 4, 4);
+	conf_wr(at + 16, 4, 1);
+	CU_ASSERT_EQUAL(common_rd(VIRTIO_PCI_COMMON_DFSELECT, 4), 1);
+	CU_ASSERT_EQUAL(conf_rd(at + 16, 4), 1);
+	common_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
 }
 
 static void negotiate(uint32_t lo, uint32_t hi)
@@ -523,6 +531,24 @@ static void test_needs_reset_and_reset(void)
 	common_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
 }
 
+static void test_driver_ok_kick(void)
+{
+	/* buffers made available before DRIVER_OK, without a notify */
+	common_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	memset(gp(DESC_GPA), 0, 0x3000);
+	negotiate(0, 1);
+	common_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSZ);
+	common_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, DESC_GPA);
+	common_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, AVAIL_GPA);
+	common_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, USED_GPA);
+	common_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	post_buf(0, BUF_GPA, 8);
+	CU_ASSERT_EQUAL(le16toh(used()->idx), 0);
+	common_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0x0f);
+	CU_ASSERT_EQUAL(le16toh(used()->idx), 1);
+	common_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+}
+
 /* KVM refuses a second ioeventfd on the same address and length. */
 static bool ioeventfd_taken(uint64_t addr)
 {
@@ -572,6 +598,7 @@ static CU_TestInfo tests[] = {
 	{ "feature negotiation, FEATURES_OK refusal", test_features },
 	{ "rng queue, MSI-X delivery and masking", test_rng_queue_msix },
 	{ "DEVICE_NEEDS_RESET and reset", test_needs_reset_and_reset },
+	{ "DRIVER_OK picks up queued buffers", test_driver_ok_kick },
 	{ "ioeventfd follows the BAR", test_ioeventfd_follows_bar },
 	CU_TEST_INFO_NULL,
 };
