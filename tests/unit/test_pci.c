@@ -247,6 +247,20 @@ static void test_bar64_sizing(void)
 	CU_ASSERT_EQUAL(rd(s, PCI_BASE_ADDRESS_0, 4), lo);
 	CU_ASSERT_EQUAL(rd(s, PCI_BASE_ADDRESS_1, 4), hi);
 	wr(s, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+
+	/* sized with decoding on: never decoded up there, back afterwards */
+	uint64_t before = vm.stats.mmio_unhandled;
+	uint16_t nq = 0;
+
+	wr(s, PCI_BASE_ADDRESS_0, 4, 0xffffffff);
+	wr(s, PCI_BASE_ADDRESS_1, 4, 0xffffffff);
+	vm_mmio(&vm, 0xffffffffffff8000ULL + 0x12, &nq, 2, false);
+	vm_mmio(&vm, (lo & ~0xfULL) + 0x12, &nq, 2, false);
+	CU_ASSERT_EQUAL(vm.stats.mmio_unhandled, before + 2);
+	wr(s, PCI_BASE_ADDRESS_0, 4, lo);
+	wr(s, PCI_BASE_ADDRESS_1, 4, hi);
+	vm_mmio(&vm, (lo & ~0xfULL) + 0x12, &nq, 2, false);
+	CU_ASSERT_EQUAL(nq, 1);		/* virtio num_queues */
 }
 
 static bool tdev_reaches(uint64_t addr)
