@@ -808,8 +808,10 @@ static int vpci_caps_build(struct virtio_pci *vp)
 		return -ENOSPC;
 	vp->msix_cap = at;
 	pci_cfg_set16(&vp->pdev, at + PCI_MSIX_FLAGS, vp->nvec - 1);
-	pci_cfg_set32(&vp->pdev, at + PCI_MSIX_TABLE, VPCI_MSIX_TABLE_OFF | VPCI_BAR);
-	pci_cfg_set32(&vp->pdev, at + PCI_MSIX_PBA, VPCI_MSIX_PBA_OFF | VPCI_BAR);
+	pci_cfg_set32(&vp->pdev, at + PCI_MSIX_TABLE,
+		      VPCI_MSIX_TABLE_OFF | VPCI_BAR);
+	pci_cfg_set32(&vp->pdev, at + PCI_MSIX_PBA,
+		      VPCI_MSIX_PBA_OFF | VPCI_BAR);
 	pci_wmask_set(&vp->pdev, at + PCI_MSIX_FLAGS + 1, 1,
 		      (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >> 8);
 	return 0;
