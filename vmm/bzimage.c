@@ -178,9 +178,9 @@ int bzimage_load(struct guest_mem *mem, const struct bzimage *bz,
 			return err;
 	}
 
+	/* the rest of init_size is left alone: fresh guest RAM reads as zero,
+	 * and touching it would make it resident for nothing */
 	memcpy(kdst, bz->kernel, bz->kernel_size);
-	memset((uint8_t *)kdst + bz->kernel_size, 0,
-	       bz->footprint - bz->kernel_size);
 	memcpy(guest_ptr(mem, PV_CMDLINE_ADDR, cmdlen + 1), cmdline, cmdlen + 1);
 	if (initrd_size)
 		memcpy(guest_ptr(mem, info->initrd_addr, initrd_size), initrd,

@@ -49,8 +49,8 @@ int e820_build(const struct guest_mem *mem, struct boot_e820_entry *table,
 	       int max);
 
 /*
- * Copy kernel, command line and initrd into guest RAM and build
- * boot_params. -errno and @why on anything that does not fit.
+ * Copy kernel, command line and initrd into fresh (all-zero) guest RAM and
+ * build boot_params. -errno and @why on anything that does not fit.
  */
 int bzimage_load(struct guest_mem *mem, const struct bzimage *bz,
 		 const void *initrd, size_t initrd_size, const char *cmdline,

@@ -194,6 +194,14 @@ static int images_read(const struct vm_config *cfg, struct vmm_images *img)
 	return 0;
 }
 
+/* Once copied into guest RAM the file images are dead weight: drop them. */
+static void images_free(struct vmm_images *img)
+{
+	free(img->kernel);
+	free(img->initrd);
+	img->kernel = img->initrd = NULL;
+}
+
 static int vmm_load(struct vm *vm, struct vmm_images *img,
 		    struct boot_info *bi)
 {
@@ -324,6 +332,7 @@ static int vmm_run(struct vm *vm, struct vmm_images *img)
 	int sfd = -1, err;
 
 	err = vmm_load(vm, img, &bi);
+	images_free(img);
 	if (!err)
 		err = signals_setup(vm, &sfd);
 	if (!err)
@@ -372,8 +381,7 @@ int main(int argc, char **argv)
 	ret = vmm_run(&vm, &img);
 	vm_destroy(&vm);
 out:
-	free(img.kernel);
-	free(img.initrd);
+	images_free(&img);
 	qb_log_fini();
 	return ret;
 }
