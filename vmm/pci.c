@@ -28,9 +28,8 @@ void pci_dev_init(struct pci_dev *pdev, uint16_t vendor, uint16_t device,
 		  uint32_t class, uint8_t rev, uint16_t subsys_vendor,
 		  uint16_t subsys)
 {
-	memset(pdev->cfg, 0, sizeof(pdev->cfg));
-	memset(pdev->wmask, 0, sizeof(pdev->wmask));
-	memset(pdev->bars, 0, sizeof(pdev->bars));
+	/* the whole struct: ops, priv and host must not be stale */
+	memset(pdev, 0, sizeof(*pdev));
 
 	pci_cfg_set16(pdev, PCI_VENDOR_ID, vendor);
 	pci_cfg_set16(pdev, PCI_DEVICE_ID, device);
@@ -47,10 +46,7 @@ void pci_dev_init(struct pci_dev *pdev, uint16_t vendor, uint16_t device,
 	pdev->wmask[PCI_LATENCY_TIMER] = 0xff;
 	pdev->wmask[PCI_INTERRUPT_LINE] = 0xff;
 
-	pdev->cap_last = 0;
 	pdev->cap_free = 0x40;
-	pdev->slot = 0;
-	pdev->host = NULL;
 }
 
 int pci_dev_add_bar(struct pci_dev *pdev, int bar, uint64_t size, bool is64)

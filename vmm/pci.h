@@ -88,7 +88,8 @@ struct pci_host {
 int pci_host_setup(struct vm *vm, struct pci_host *host);
 void pci_host_teardown(struct vm *vm, struct pci_host *host);
 
-/* Build a type-0 header: ids, class (24 bits), revision, subsystem ids. */
+/* Reset @pdev entirely and build a type-0 header: ids, class (24 bits),
+ * revision, subsystem ids. Set ops and priv after this. */
 void pci_dev_init(struct pci_dev *pdev, uint16_t vendor, uint16_t device,
 		  uint32_t class, uint8_t rev, uint16_t subsys_vendor,
 		  uint16_t subsys);
