@@ -21,6 +21,17 @@
 #define MSR_EFER	0xc0000080
 #define EFER_LME	0x100
 
+/* flat kernel data segments; fs/gs null (clobbers %eax) */
+.macro load_kernel_segments
+	movl	$KERNEL_DS, %eax
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+	xorl	%eax, %eax
+	movl	%eax, %fs
+	movl	%eax, %gs
+.endm
+
 	.section .head, "ax"
 	.code32
 	.globl	startup_32
@@ -38,13 +49,7 @@ startup_64:
 	lgdt	gdt_desc(%rip)
 	leaq	pml4(%rip), %rax
 	movq	%rax, %cr3
-	movl	$KERNEL_DS, %eax
-	movl	%eax, %ds
-	movl	%eax, %es
-	movl	%eax, %ss
-	xorl	%eax, %eax
-	movl	%eax, %fs
-	movl	%eax, %gs
+	load_kernel_segments
 	leaq	kstacks + KSTACK_SIZE(%rip), %rsp
 	pushq	$KERNEL_CS
 	leaq	1f(%rip), %rax
@@ -78,13 +83,7 @@ enter_user:
 
 /* Long mode reached from the trampoline; ap_cpu says which CPU we are. */
 ap_entry64:
-	movl	$KERNEL_DS, %eax
-	movl	%eax, %ds
-	movl	%eax, %es
-	movl	%eax, %ss
-	xorl	%eax, %eax
-	movl	%eax, %fs
-	movl	%eax, %gs
+	load_kernel_segments
 	lidt	idt_desc(%rip)
 	movl	ap_cpu(%rip), %edi
 	movq	%rdi, %rax

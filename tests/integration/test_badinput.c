@@ -86,43 +86,39 @@ static void test_kernel_truncated(void)
 	free(img);
 }
 
-static void test_kernel_no_hdrs(void)
+/* The test guest with its header changed by @patch must be refused. */
+static void expect_patched(const char *name, void (*patch)(struct setup_header *),
+			   const char *mem, const char *why)
 {
 	size_t len;
 	void *img = guest_image(&len);
 	char *path;
 
-	hdr_of(img)->header = 0x12345678;
-	path = tmpfile_write("nohdrs", img, len);
-	expect_error(path, "64M", NULL, 1, "not a bzImage");
+	patch(hdr_of(img));
+	path = tmpfile_write(name, img, len);
+	expect_error(path, mem, NULL, 1, why);
 	free(path);
 	free(img);
+}
+
+static void patch_magic(struct setup_header *h) { h->header = 0x12345678; }
+static void patch_version(struct setup_header *h) { h->version = 0x0206; }
+/* init_size 8 MiB at 1 MiB: needs RAM up to 9 MiB */
+static void patch_init_size(struct setup_header *h) { h->init_size = 8 << 20; }
+
+static void test_kernel_no_hdrs(void)
+{
+	expect_patched("nohdrs", patch_magic, "64M", "not a bzImage");
 }
 
 static void test_kernel_old_protocol(void)
 {
-	size_t len;
-	void *img = guest_image(&len);
-	char *path;
-
-	hdr_of(img)->version = 0x0206;
-	path = tmpfile_write("old", img, len);
-	expect_error(path, "64M", NULL, 1, "boot protocol too old");
-	free(path);
-	free(img);
+	expect_patched("old", patch_version, "64M", "boot protocol too old");
 }
 
 static void test_memory_too_small(void)
 {
-	size_t len;
-	void *img = guest_image(&len);
-	char *path;
-
-	hdr_of(img)->init_size = 8 << 20;	/* needs RAM up to 9 MiB */
-	path = tmpfile_write("big-init", img, len);
-	expect_error(path, "8M", NULL, 1, "--memory too small");
-	free(path);
-	free(img);
+	expect_patched("big-init", patch_init_size, "8M", "--memory too small");
 }
 
 static void test_initrd_too_big(void)
