@@ -10,13 +10,17 @@
  * console file (vm->cfg->console) or stdout with one write() each, so a
  * reader sees them at once. Input comes from stdin only when it is a
  * terminal (put in raw mode, restored at exit) or a pipe/FIFO; it is read
- * in the main loop into a 16-byte RX FIFO, overflow is dropped and counted.
+ * in the main loop into the 16-byte RX FIFO, never more than fits: with
+ * the FIFO full, stdin is left unread (paused) until the guest takes a
+ * byte, so piped input is not lost. Loopback overflow is dropped and
+ * counted, as on the chip.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -92,7 +96,10 @@ struct serial {
 	int out_fd;
 	bool out_owned;		/* close out_fd at exit */
 	int in_fd;		/* -1: no input */
-	bool in_polled;
+	bool in_polled;		/* stdin is in the main loop */
+	bool in_paused;		/* left unread until the FIFO has room */
+	bool in_eof;
+	int wake_efd;		/* vCPU -> main loop: room again, resume */
 	bool tty_raw;
 	struct termios tty_saved;
 };
@@ -160,6 +167,11 @@ static uint8_t serial_rx_pop(struct serial *s)
 	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO;
 	if (!--s->rx_count)
 		s->lsr &= ~LSR_DR;
+	if (s->in_paused) {
+		s->in_paused = false;
+		if (eventfd_write(s->wake_efd, 1) < 0)
+			qb_log(LOG_ERR, "serial: wake eventfd: %s", strerror(errno));
+	}
 	return c;
 }
 
@@ -291,29 +303,60 @@ static int serial_io(void *opaque, uint64_t offset, void *data, uint32_t len,
 	return 0;
 }
 
+/* Take stdin out of the loop (from its own dispatch: return this). */
+static int serial_input_unpoll(struct serial *s)
+{
+	qb_loop_poll_del(s->vm->loop, s->in_fd);
+	s->in_polled = false;
+	return -1;	/* libqb drops the entry */
+}
+
 static int serial_stdin_ready(int32_t fd, int32_t revents, void *data)
 {
 	struct serial *s = data;
-	uint8_t buf[64];
+	uint8_t buf[SERIAL_FIFO];
+	size_t room;
 	ssize_t n;
 
 	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
-	n = read(fd, buf, sizeof(buf));
+	/* only loopback writes also add bytes; those may overrun, as on
+	 * the chip */
+	pthread_mutex_lock(&s->vm->lock);
+	room = SERIAL_FIFO - s->rx_count;
+	s->in_paused = !room;
+	pthread_mutex_unlock(&s->vm->lock);
+	if (!room)
+		return serial_input_unpoll(s);
+
+	n = read(fd, buf, room);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n <= 0) {
 		qb_log(LOG_DEBUG, "serial: console input closed");
-		/* Take it out of epoll too, then let libqb drop the entry. */
-		qb_loop_poll_del(s->vm->loop, fd);
-		s->in_polled = false;
-		return -1;
+		s->in_eof = true;
+		return serial_input_unpoll(s);
 	}
 	pthread_mutex_lock(&s->vm->lock);
 	for (ssize_t i = 0; i < n; i++)
 		serial_rx_push(s, buf[i]);
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->vm->lock);
+	return 0;
+}
+
+/* The guest made room in the RX FIFO: read stdin again. */
+static int serial_wake(int32_t fd, int32_t revents, void *data)
+{
+	struct serial *s = data;
+	eventfd_t v;
+
+	(void)revents;
+	if (eventfd_read(fd, &v) < 0 || s->in_polled || s->in_eof)
+		return 0;
+	if (qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, s->in_fd, POLLIN, s,
+			     serial_stdin_ready) == 0)
+		s->in_polled = true;
 	return 0;
 }
 
@@ -324,6 +367,7 @@ static int serial_input_open(struct serial *s)
 	struct stat st;
 
 	s->in_fd = -1;
+	s->wake_efd = -1;
 	if (!s->vm->loop || fstat(STDIN_FILENO, &st) < 0)
 		return 0;
 	if (S_ISCHR(st.st_mode) && isatty(STDIN_FILENO)) {
@@ -338,9 +382,13 @@ static int serial_input_open(struct serial *s)
 	} else if (!S_ISFIFO(st.st_mode)) {
 		return 0;
 	}
-	if (qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, STDIN_FILENO, POLLIN,
+	s->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_efd < 0 ||
+	    qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, s->wake_efd, POLLIN, s,
+			     serial_wake) < 0 ||
+	    qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, STDIN_FILENO, POLLIN,
 			     s, serial_stdin_ready) < 0) {
-		qb_log(LOG_WARNING, "serial: cannot poll stdin");
+		qb_log(LOG_WARNING, "serial: cannot poll stdin, no console input");
 		return 0;
 	}
 	s->in_fd = STDIN_FILENO;
@@ -353,6 +401,11 @@ static void serial_input_close(struct serial *s)
 	if (s->in_polled)
 		qb_loop_poll_del(s->vm->loop, s->in_fd);
 	s->in_polled = false;
+	if (s->wake_efd >= 0) {
+		qb_loop_poll_del(s->vm->loop, s->wake_efd);
+		close(s->wake_efd);
+	}
+	s->wake_efd = -1;
 	if (s->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &s->tty_saved);
 	s->tty_raw = false;

@@ -37,6 +37,9 @@
 #define PORT_TESTEXIT	0x501
 #define PORT_COM1	0x3f8
 #define PORT_BAD	0x2f0		/* nothing lives here */
+#define UART_LSR	5		/* COM1 line status register */
+#define UART_LSR_DR	0x01		/* received data ready */
+#define UART_LSR_THRE	0x20		/* transmit holding register empty */
 
 #define EXIT_PASS	0
 #define EXIT_FAIL	1

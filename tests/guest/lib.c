@@ -5,9 +5,6 @@
  */
 #include "guest.h"
 
-#define UART_LSR	5
-#define UART_LSR_THRE	0x20
-
 void *memset(void *d, int c, size_t n)
 {
 	u8 *p = d;

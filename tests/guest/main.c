@@ -224,6 +224,40 @@ static void workload_pagefault(void)
 	result("pagefault", false, "no #PF reading 0x8000000000");
 }
 
+/*
+ * Console input: read bytes from the UART (polling LSR.DR) up to an EOT
+ * (0x04) and report their number and CRC-32, so the host can check that
+ * piped input arrived whole and in order.
+ */
+#define ECHO_EOT	0x04
+#define ECHO_POLLS	2000000UL	/* LSR reads per byte: seconds */
+
+static void workload_echo(void)
+{
+	u32 crc = 0;
+	u64 n = 0;
+
+	for (;;) {
+		unsigned long spin;
+		u8 c;
+
+		for (spin = 0; spin < ECHO_POLLS; spin++)
+			if (inb(PORT_COM1 + UART_LSR) & UART_LSR_DR)
+				break;
+		if (spin == ECHO_POLLS) {
+			result("echo", false, "no EOT after %lu bytes",
+			       (unsigned long)n);
+			return;
+		}
+		c = inb(PORT_COM1);
+		if (c == ECHO_EOT)
+			break;
+		crc = crc32(crc, &c, 1);
+		n++;
+	}
+	result("echo", true, "bytes=%lu crc32=0x%08x", (unsigned long)n, crc);
+}
+
 static const struct workload {
 	const char *name;
 	void (*run)(void);
@@ -234,6 +268,7 @@ static const struct workload {
 	{ "triplefault", workload_triplefault },
 	{ "badport", workload_badport },
 	{ "pagefault", workload_pagefault },
+	{ "echo", workload_echo },
 };
 
 static void workload_run(const char *name, size_t len)

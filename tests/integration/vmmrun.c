@@ -105,13 +105,17 @@ static bool file_contains(const char *path, const char *what)
 	return found;
 }
 
-static pid_t spawn(const char *const *argv, const char *out, const char *err)
+#define INPUT_MAX	65536	/* what a pipe holds without a reader */
+
+/* @in_fd: the child's stdin, or -1 for /dev/null */
+static pid_t spawn(const char *const *argv, int in_fd, const char *out,
+		   const char *err)
 {
 	pid_t pid = fork();
 
 	if (pid != 0)
 		return pid;
-	int in = open("/dev/null", O_RDONLY);
+	int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
 	int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -141,18 +145,47 @@ static bool wait_for(pid_t pid, int ms, int *st, const char *out,
 	return false;
 }
 
+/* A pipe already holding @input, write end closed; -1 without input. */
+static int input_pipe(const void *input, size_t len)
+{
+	int p[2];
+
+	if (!input)
+		return -1;
+	if (len > INPUT_MAX || pipe(p) < 0)
+		return -2;
+	if (write(p[1], input, len) != (ssize_t)len) {
+		close(p[0]);
+		close(p[1]);
+		return -2;
+	}
+	close(p[1]);
+	return p[0];
+}
+
 int vmm_run(struct vmm_result *r, int timeout_ms, const char *until,
 	    const char *const *argv)
 {
+	return vmm_run_input(r, timeout_ms, until, argv, NULL, 0);
+}
+
+int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
+		  const char *const *argv, const void *input, size_t ilen)
+{
 	char out[256], err[256];
+	int st = 0, in_fd;
 	size_t len;
 	pid_t pid;
-	int st = 0;
 
 	memset(r, 0, sizeof(*r));
 	snprintf(out, sizeof(out), "%s/vmm.out", tmp_dir());
 	snprintf(err, sizeof(err), "%s/vmm.err", tmp_dir());
-	pid = spawn(argv, out, err);
+	in_fd = input_pipe(input, ilen);
+	if (in_fd == -2)
+		return -EINVAL;
+	pid = spawn(argv, in_fd, out, err);
+	if (in_fd >= 0)
+		close(in_fd);
 	if (pid < 0)
 		return -errno;
 	if (!wait_for(pid, timeout_ms, &st, out, until, &r->matched)) {

@@ -24,6 +24,9 @@ struct vmm_result {
  */
 int vmm_run(struct vmm_result *r, int timeout_ms, const char *until,
 	    const char *const *argv);
+/* The same with @input (at most 64 KiB) on the VMM's stdin, a pipe. */
+int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
+		  const char *const *argv, const void *input, size_t len);
 void vmm_result_free(struct vmm_result *r);
 
 /* CRC-32 (IEEE 802.3, as zlib's crc32()). */
