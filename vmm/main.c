@@ -257,6 +257,8 @@ static int signals_setup(struct vm *vm, int *sfd)
 	err = vcpu_signals_init();
 	if (err)
 		return err;
+	/* a console reader that goes away must not kill the guest */
+	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
