@@ -37,6 +37,7 @@
 #define PORT_TESTEXIT	0x501
 #define PORT_COM1	0x3f8
 #define PORT_BAD	0x2f0		/* nothing lives here */
+#define PORT_I8042_CMD	0x64		/* 0xfe: pulse the reset line */
 #define UART_LSR	5		/* COM1 line status register */
 #define UART_LSR_DR	0x01		/* received data ready */
 #define UART_LSR_THRE	0x20		/* transmit holding register empty */

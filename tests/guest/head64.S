@@ -256,9 +256,12 @@ tss_area:
 	.error	"TSS count does not match MAX_CPUS"
 	.endif
 
-/* Ports CPL3 may use: 0x2f0 (badport), COM1, the exit port, PCI config. */
+/* Ports CPL3 may use: the i8042 command port (reset), 0x2f0 (badport),
+ * COM1, the exit port, PCI config. */
 io_bitmap:
-	.fill	PORT_BAD / 8, 1, 0xff
+	.fill	PORT_I8042_CMD / 8, 1, 0xff
+	.byte	0xef			/* 0x64 */
+	.fill	PORT_BAD / 8 - PORT_I8042_CMD / 8 - 1, 1, 0xff
 	.byte	0xfe			/* 0x2f0 */
 	.fill	0x3f8 / 8 - PORT_BAD / 8 - 1, 1, 0xff
 	.byte	0x00			/* 0x3f8-0x3ff */

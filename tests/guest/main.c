@@ -224,6 +224,14 @@ static void workload_pagefault(void)
 	result("pagefault", false, "no #PF reading 0x8000000000");
 }
 
+/* Reboot the PC way, through the keyboard controller's reset line. */
+static void workload_reset(void)
+{
+	printk("PVTEST reset RUN\n");
+	outb(0xfe, PORT_I8042_CMD);
+	result("reset", false, "still running after the i8042 reset");
+}
+
 /*
  * Console input: read bytes from the UART (polling LSR.DR) up to an EOT
  * (0x04) and report their number and CRC-32, so the host can check that
@@ -269,6 +277,7 @@ static const struct workload {
 	{ "badport", workload_badport },
 	{ "pagefault", workload_pagefault },
 	{ "echo", workload_echo },
+	{ "reset", workload_reset },
 };
 
 static void workload_run(const char *name, size_t len)

@@ -144,6 +144,19 @@ static void test_unknown_workload(void)
 	vmm_result_free(&r);
 }
 
+/* A guest reboot ends the VMM: exit 0, with the reason in the log. */
+static void test_guest_reset(void)
+{
+	struct vmm_result r;
+
+	run_guest(&r, "2", "pvtest=reset", NULL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "PVTEST reset RUN"));
+	CU_ASSERT_PTR_NULL(strstr(r.out, "PVTEST reset FAIL"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "i8042: guest requested reset"));
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmm_result_free(&r);
+}
+
 /*
  * Console input through a pipe: 4 KiB, far more than the UART's 16-byte
  * FIFO, must reach the guest whole and in order (it reports a CRC-32).
@@ -177,6 +190,7 @@ static CU_TestInfo boot_tests[] = {
 	{ "all workloads, 2 vCPUs", test_all_workloads_2cpu },
 	{ "unknown workload fails", test_unknown_workload },
 	{ "console input through a pipe", test_console_input },
+	{ "guest resets through the i8042", test_guest_reset },
 	CU_TEST_INFO_NULL,
 };
 
