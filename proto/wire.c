@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Envelope framing and validation. Every message a process receives passes
+ * pv_msg_decode() before any state machine sees it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "wire.h"
+
+int pv_msg_encode(const Pv__Envelope *env, void *buf, size_t cap)
+{
+	size_t len = pv__envelope__get_packed_size(env);
+
+	if (len > PV_MSG_MAX || len > cap)
+		return -EMSGSIZE;
+	return (int)pv__envelope__pack(env, buf);
+}
+
+void pv_msg_free(Pv__Envelope *env)
+{
+	if (env)
+		pv__envelope__free_unpacked(env, NULL);
+}
+
+static const char *segs_check(size_t n, Pv__Segment **segs)
+{
+	if (n > PV_SEGS_MAX)
+		return "too many segments";
+	for (size_t i = 0; i < n; i++) {
+		if (!segs[i] || !segs[i]->len)
+			return "empty segment";
+		if (segs[i]->gpa + segs[i]->len < segs[i]->gpa)
+			return "segment wraps around";
+	}
+	return NULL;
+}
+
+static const char *id_check(const Pv__OutputId *id)
+{
+	if (!id)
+		return "output without an id";
+	if (!id->seq)
+		return "output id with seq 0";
+	return NULL;
+}
+
+static const char *check_io_request(const Pv__IoRequest *r)
+{
+	const char *why;
+
+	if (!r->seq)
+		return "input with seq 0";
+	why = segs_check(r->n_out, r->out);
+	if (!why)
+		why = segs_check(r->n_in, r->in);
+	if (!why && r->n_ranges > PV_RANGES_MAX)
+		why = "too many sector ranges";
+	for (size_t i = 0; !why && i < r->n_ranges; i++)
+		if (!r->ranges[i])
+			why = "empty sector range";
+	return why;
+}
+
+static const char *check_command(const Pv__DeviceCommand *c)
+{
+	const char *why = id_check(c->id);
+
+	if (!why && !c->generation)
+		why = "output with generation 0";
+	if (!why)
+		why = segs_check(c->n_segments, c->segments);
+	if (!why && c->data.len > PV_DATA_MAX)
+		why = "command data too large";
+	if (!why && c->op == PV__COMMAND_OP__CMD_READ_FOR_DRIVER &&
+	    c->length > PV_DATA_MAX)
+		why = "read for the driver too large";
+	if (!why && c->n_after > PV_SEGS_MAX)
+		why = "too many dependencies";
+	for (size_t i = 0; !why && i < c->n_after; i++)
+		why = id_check(c->after[i]);
+	if (!why && (c->op < PV__COMMAND_OP__CMD_READ_TO_GUEST ||
+		     c->op > PV__COMMAND_OP__CMD_FLUSH))
+		why = "unknown command op";
+	return why;
+}
+
+static const char *check_completion(const Pv__DeviceCompletion *c)
+{
+	if (!c->seq)
+		return "input with seq 0";
+	if (c->data.len > PV_DATA_MAX)
+		return "completion data too large";
+	return id_check(c->command);
+}
+
+static const char *check_output(const Pv__OutputId *id, uint32_t generation)
+{
+	const char *why = id_check(id);
+
+	if (!why && !generation)
+		why = "output with generation 0";
+	return why;
+}
+
+static const char *pv_msg_check(const Pv__Envelope *e)
+{
+	switch (e->msg_case) {
+	case PV__ENVELOPE__MSG_HELLO:
+		return e->hello->generation ? NULL : "hello with generation 0";
+	case PV__ENVELOPE__MSG_OPEN:
+		return e->open->seq ? NULL : "input with seq 0";
+	case PV__ENVELOPE__MSG_ATTACH:
+		return check_output(e->attach->id, e->attach->generation);
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+		return check_io_request(e->io_request);
+	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
+		return check_command(e->device_command);
+	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+		return check_completion(e->device_completion);
+	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
+		return check_output(e->guest_completion->id,
+				    e->guest_completion->generation);
+	case PV__ENVELOPE__MSG_ACK:
+		if (e->ack->n_executed > PV_SEGS_MAX)
+			return "too many acked outputs";
+		for (size_t i = 0; i < e->ack->n_executed; i++)
+			if (id_check(e->ack->executed[i]))
+				return "bad acked output id";
+		return NULL;
+	case PV__ENVELOPE__MSG_PING:
+	case PV__ENVELOPE__MSG_PONG:
+	case PV__ENVELOPE__MSG_ERROR:
+		return NULL;
+	default:
+		return "no message in the envelope";
+	}
+}
+
+Pv__Envelope *pv_msg_decode(const void *buf, size_t len, const char **why)
+{
+	Pv__Envelope *env;
+
+	*why = NULL;
+	if (len > PV_MSG_MAX) {
+		*why = "message larger than PV_MSG_MAX";
+		return NULL;
+	}
+	env = pv__envelope__unpack(NULL, len, buf);
+	if (!env) {
+		*why = "not a valid protobuf envelope";
+		return NULL;
+	}
+	*why = pv_msg_check(env);
+	if (*why) {
+		pv_msg_free(env);
+		return NULL;
+	}
+	return env;
+}
+
+const char *pv_msg_name(const Pv__Envelope *env)
+{
+	const ProtobufCFieldDescriptor *f;
+
+	f = protobuf_c_message_descriptor_get_field(&pv__envelope__descriptor,
+						    env->msg_case);
+	return f ? f->name : "none";
+}
+
+int pv_output_id_cmp(const Pv__OutputId *a, const Pv__OutputId *b)
+{
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	return 0;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Envelopes on the wire: one protobuf-c encoded pv.Envelope per transport
+ * message, never larger than PV_MSG_MAX. Payloads that could exceed it are
+ * split by their producer (a driver keeps CMD_WRITE_DATA and
+ * CMD_READ_FOR_DRIVER at most PV_DATA_MAX bytes).
+ *
+ * Decoding is the trust boundary: pv_msg_decode() accepts only a message
+ * that protobuf-c parses, has its oneof set, carries the ids and fields its
+ * type requires (outputs an id, completions a command id, ...) and stays
+ * inside the protocol's bounds (segment counts, data sizes). Anything else
+ * is rejected with a reason and never reaches a state machine.
+ */
+#ifndef PV_WIRE_H
+#define PV_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pairvisor.pb-c.h"
+
+#define PV_PROTOCOL_VERSION	1
+#define PV_MSG_MAX		(128 * 1024)	/* one envelope, encoded */
+#define PV_DATA_MAX		(64 * 1024)	/* bytes in one message's data */
+#define PV_SEGS_MAX		1024		/* segments in one message */
+#define PV_RANGES_MAX		256		/* sector ranges in one request */
+
+/* Encode @env into @buf; returns the length or -EMSGSIZE. */
+int pv_msg_encode(const Pv__Envelope *env, void *buf, size_t cap);
+
+/*
+ * Decode and validate one envelope. Returns it (free with pv_msg_free())
+ * or NULL with @why pointing at a static sentence.
+ */
+Pv__Envelope *pv_msg_decode(const void *buf, size_t len, const char **why);
+void pv_msg_free(Pv__Envelope *env);
+
+/* Name of the envelope's message type, for logs. */
+const char *pv_msg_name(const Pv__Envelope *env);
+
+/* Compare output ids: <0, 0, >0 (by seq, then index). */
+int pv_output_id_cmp(const Pv__OutputId *a, const Pv__OutputId *b);
+
+#endif

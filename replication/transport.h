@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The channel every replica link uses: ordered, reliable, message-preserving
+ * delivery of envelopes (at most PV_MSG_MAX bytes each), plus bulk writes
+ * into a region the peer registered (RDMA WRITE on verbs; seeding uses it).
+ *
+ * Backends are chosen by URL:
+ *   unix:PATH   SOCK_SEQPACKET on a filesystem socket (this issue)
+ *   fd:N        an already connected SOCK_SEQPACKET socket (a spawned
+ *               driver gets its end of a socketpair this way)
+ *   tcp:, rdma: later, behind the same interface.
+ *
+ * A channel is driven by its owner's event loop: pv_chan_fd() is pollable
+ * (POLLIN: a message or the peer's hang-up is ready). Sends do not block
+ * the caller indefinitely: -EAGAIN means the peer is not keeping up.
+ * All functions return 0 / a length, or a negative errno.
+ */
+#ifndef PV_TRANSPORT_H
+#define PV_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct pv_chan;
+struct pv_listener;
+
+struct pv_chan_ops {
+	const char *scheme;
+	int (*send)(struct pv_chan *ch, const void *buf, size_t len);
+	/* one whole message into @buf (cap >= PV_MSG_MAX); 0 on hang-up */
+	ssize_t (*recv)(struct pv_chan *ch, void *buf, size_t cap);
+	/* expose [base, base+len) of the memfd @fd to the peer's bulk writes */
+	int (*region_register)(struct pv_chan *ch, int fd, size_t len);
+	/* write @len bytes at @off of the region the peer registered */
+	int (*bulk_write)(struct pv_chan *ch, uint64_t off, const void *src,
+			  size_t len);
+	void (*close)(struct pv_chan *ch);
+};
+
+struct pv_chan {
+	const struct pv_chan_ops *ops;
+	int fd;			/* pollable */
+	char peer[64];		/* for log lines */
+};
+
+int pv_chan_connect(const char *url, struct pv_chan **out);
+int pv_listen(const char *url, struct pv_listener **out);
+int pv_listener_fd(const struct pv_listener *l);
+int pv_accept(struct pv_listener *l, struct pv_chan **out);
+void pv_listener_close(struct pv_listener *l);
+
+/* A connected pair in this process (tests, spawning a child). */
+int pv_chan_pair(struct pv_chan **a, int *child_fd);
+
+static inline int pv_chan_fd(const struct pv_chan *ch)
+{
+	return ch->fd;
+}
+
+static inline int pv_chan_send(struct pv_chan *ch, const void *buf,
+			       size_t len)
+{
+	return ch->ops->send(ch, buf, len);
+}
+
+static inline ssize_t pv_chan_recv(struct pv_chan *ch, void *buf, size_t cap)
+{
+	return ch->ops->recv(ch, buf, cap);
+}
+
+void pv_chan_close(struct pv_chan *ch);
+
+#endif
