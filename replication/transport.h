@@ -69,6 +69,25 @@ static inline ssize_t pv_chan_recv(struct pv_chan *ch, void *buf, size_t cap)
 	return ch->ops->recv(ch, buf, cap);
 }
 
+/*
+ * Bulk writes. The peer that owns a memfd registers it; the registration
+ * travels on the channel as an out-of-band control message and becomes
+ * usable on this side once pv_chan_recv() has taken it (recv never hands
+ * it to the caller). Until then pv_chan_bulk_write() returns -ENODEV;
+ * outside the registered length it returns -ERANGE.
+ */
+static inline int pv_chan_region_register(struct pv_chan *ch, int fd,
+					  size_t len)
+{
+	return ch->ops->region_register(ch, fd, len);
+}
+
+static inline int pv_chan_bulk_write(struct pv_chan *ch, uint64_t off,
+				     const void *src, size_t len)
+{
+	return ch->ops->bulk_write(ch, off, src, len);
+}
+
 void pv_chan_close(struct pv_chan *ch);
 
 #endif

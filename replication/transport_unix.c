@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The local transport: SOCK_SEQPACKET unix sockets (unix:PATH, fd:N, and
+ * socketpairs). One send is one message; the kernel keeps boundaries and
+ * order. Bulk writes go into the peer's registered memfd, which travels
+ * as SCM_RIGHTS on the same socket and is mapped on first use: the local
+ * stand-in for an RDMA WRITE into a registered memory region.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "transport_backend.h"
+#include "wire.h"
+
+#define UNIX_SNDBUF	(4 << 20)
+#define REGION_MAGIC	0x4e4f494745525650ULL	/* "PVREGION" */
+
+struct unix_chan {
+	struct pv_chan ch;
+	int region_fd;		/* the peer's registered memfd, or -1 */
+	size_t region_len;
+	void *region_map;	/* mapped on first bulk write */
+};
+
+struct region_msg {
+	uint64_t magic;
+	uint64_t len;
+};
+
+struct pv_listener {
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static struct unix_chan *to_unix(struct pv_chan *ch)
+{
+	return (struct unix_chan *)ch;
+}
+
+static int unix_send(struct pv_chan *ch, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!len)
+		return -EINVAL;
+	if (len > PV_MSG_MAX)
+		return -EMSGSIZE;
+	do {
+		n = send(ch->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static void region_drop(struct unix_chan *u)
+{
+	if (u->region_map)
+		munmap(u->region_map, u->region_len);
+	if (u->region_fd >= 0)
+		close(u->region_fd);
+	u->region_map = NULL;
+	u->region_fd = -1;
+	u->region_len = 0;
+}
+
+/* A registration arrived: keep the fd for bulk writes, map it later. */
+static int region_take(struct unix_chan *u, int fd, const void *buf,
+		       ssize_t n)
+{
+	struct region_msg m;
+	struct stat st;
+
+	if (n != sizeof(m))
+		goto bad;
+	memcpy(&m, buf, sizeof(m));
+	if (m.magic != REGION_MAGIC || !m.len || m.len > SIZE_MAX)
+		goto bad;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < m.len)
+		goto bad;
+	/* a sealable memfd cannot shrink under our mapping any more */
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+	region_drop(u);
+	u->region_fd = fd;
+	u->region_len = m.len;
+	return 0;
+bad:
+	close(fd);
+	return -EPROTO;
+}
+
+/* The first fd of an SCM_RIGHTS message, closing any others; or -1. */
+static int cmsg_take_fd(struct msghdr *msg)
+{
+	struct cmsghdr *c;
+	int fd = -1;
+
+	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		size_t n;
+		int *fds;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		fds = (int *)CMSG_DATA(c);
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			if (fd < 0)
+				fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	return fd;
+}
+
+static ssize_t unix_recv(struct pv_chan *ch, void *buf, size_t cap)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr msg;
+	ssize_t n;
+	int fd, err;
+
+	for (;;) {
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = sizeof(ctl.b);
+		n = recvmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		fd = cmsg_take_fd(&msg);
+		if (msg.msg_flags & MSG_CTRUNC) {
+			if (fd >= 0)
+				close(fd);
+			return -EPROTO;
+		}
+		if (fd < 0)
+			break;
+		err = region_take(to_unix(ch), fd, buf, n);
+		if (err)
+			return err;
+	}
+	if (msg.msg_flags & MSG_TRUNC)
+		return -EMSGSIZE;
+	return n;
+}
+
+static int unix_region_register(struct pv_chan *ch, int fd, size_t len)
+{
+	struct region_msg m = { .magic = REGION_MAGIC, .len = len };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.b,
+		.msg_controllen = sizeof(ctl.b),
+	};
+	struct cmsghdr *c;
+	struct stat st;
+	ssize_t n;
+
+	if (!len || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < len)
+		return -EINVAL;
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	do {
+		n = sendmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == sizeof(m) ? 0 : -EIO;
+}
+
+static int unix_bulk_write(struct pv_chan *ch, uint64_t off, const void *src,
+			   size_t len)
+{
+	struct unix_chan *u = to_unix(ch);
+	void *map;
+
+	if (u->region_fd < 0)
+		return -ENODEV;
+	if (off > u->region_len || len > u->region_len - off)
+		return -ERANGE;
+	if (!u->region_map) {
+		map = mmap(NULL, u->region_len, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, u->region_fd, 0);
+		if (map == MAP_FAILED)
+			return -errno;
+		u->region_map = map;
+	}
+	memcpy((char *)u->region_map + off, src, len);
+	return 0;
+}
+
+static void unix_close(struct pv_chan *ch)
+{
+	struct unix_chan *u = to_unix(ch);
+
+	region_drop(u);
+	close(ch->fd);
+	free(u);
+}
+
+static const struct pv_chan_ops unix_chan_ops = {
+	.scheme = "unix",
+	.send = unix_send,
+	.recv = unix_recv,
+	.region_register = unix_region_register,
+	.bulk_write = unix_bulk_write,
+	.close = unix_close,
+};
+
+static int fd_set_flags(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	int bufsz = UNIX_SNDBUF;
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC))
+		return -errno;
+	/* best effort: the kernel caps it at net.core.wmem_max */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	return 0;
+}
+
+/* Wrap a connected SOCK_SEQPACKET socket; the channel owns @fd on success. */
+int unix_chan_from_fd(int fd, const char *name, struct pv_chan **out)
+{
+	struct unix_chan *u;
+	socklen_t sl = sizeof(int);
+	int type, err;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl))
+		return -errno;
+	if (type != SOCK_SEQPACKET)
+		return -EPROTOTYPE;
+	err = fd_set_flags(fd);
+	if (err)
+		return err;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->ch.ops = &unix_chan_ops;
+	u->ch.fd = fd;
+	u->region_fd = -1;
+	snprintf(u->ch.peer, sizeof(u->ch.peer), "%.63s", name);
+	*out = &u->ch;
+	return 0;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+int unix_chan_connect(const char *path, struct pv_chan **out)
+{
+	struct sockaddr_un sa;
+	int fd, err;
+
+	err = unix_addr(path, &sa);
+	if (err)
+		return err;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		err = -errno;
+		goto err_close;
+	}
+	err = unix_chan_from_fd(fd, path, out);
+	if (err)
+		goto err_close;
+	return 0;
+err_close:
+	close(fd);
+	return err;
+}
+
+int unix_chan_pair(struct pv_chan **a, int *child_fd)
+{
+	int sv[2], err;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	/* the spawner passes sv[1] across exec */
+	if (fcntl(sv[1], F_SETFD, 0)) {
+		err = -errno;
+		goto err_close;
+	}
+	err = unix_chan_from_fd(sv[0], "pair", a);
+	if (err)
+		goto err_close;
+	*child_fd = sv[1];
+	return 0;
+err_close:
+	close(sv[0]);
+	close(sv[1]);
+	return err;
+}
+
+int unix_listen(const char *path, struct pv_listener **out)
+{
+	struct pv_listener *l;
+	struct sockaddr_un sa;
+	int err;
+
+	err = unix_addr(path, &sa);
+	if (err)
+		return err;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	strcpy(l->path, path);
+	l->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		       0);
+	if (l->fd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(l->fd, 4)) {
+		err = -errno;
+		goto err_close;
+	}
+	*out = l;
+	return 0;
+err_close:
+	close(l->fd);
+err_free:
+	free(l);
+	return err;
+}
+
+int unix_listener_fd(const struct pv_listener *l)
+{
+	return l->fd;
+}
+
+/* -EAGAIN when nobody is waiting: poll pv_listener_fd() first. */
+int unix_accept(struct pv_listener *l, struct pv_chan **out)
+{
+	int fd, err;
+
+	do {
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -errno;
+	err = unix_chan_from_fd(fd, l->path, out);
+	if (err)
+		close(fd);
+	return err;
+}
+
+/* The listener made the socket file, so it removes it. */
+void unix_listener_close(struct pv_listener *l)
+{
+	close(l->fd);
+	unlink(l->path);
+	free(l);
+}

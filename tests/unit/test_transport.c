@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The local transport: message boundaries and order, oversize messages,
+ * hang-up, region registration and bulk writes into the peer's memfd,
+ * fd: channels and unix: listen/accept/connect.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "transport.h"
+#include "wire.h"
+
+static char buf[PV_MSG_MAX + 64];
+
+static void pair(struct pv_chan **a, struct pv_chan **b)
+{
+	char url[32];
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(a, &fd) == 0);
+	CU_ASSERT(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
+	CU_ASSERT(fcntl(pv_chan_fd(*a), F_GETFD) & FD_CLOEXEC);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_FATAL(pv_chan_connect(url, b) == 0);
+	CU_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+}
+
+static void test_boundaries(void)
+{
+	struct pv_chan *a, *b;
+	static char big[PV_MSG_MAX];
+
+	pair(&a, &b);
+	memset(big, 0x5a, sizeof(big));
+	CU_ASSERT(pv_chan_send(a, "one", 3) == 0);
+	CU_ASSERT(pv_chan_send(a, "two!", 4) == 0);
+	CU_ASSERT(pv_chan_send(a, big, sizeof(big)) == 0);
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == 3);
+	CU_ASSERT(!memcmp(buf, "one", 3));
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == 4);
+	CU_ASSERT(!memcmp(buf, "two!", 4));
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == PV_MSG_MAX);
+	CU_ASSERT(!memcmp(buf, big, sizeof(big)));
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == -EAGAIN);
+	pv_chan_close(a);
+	pv_chan_close(b);
+}
+
+static void test_oversize(void)
+{
+	struct pv_chan *a, *b;
+	static char big[PV_MSG_MAX + 1];
+	char small[8];
+
+	pair(&a, &b);
+	CU_ASSERT(pv_chan_send(a, big, sizeof(big)) == -EMSGSIZE);
+	CU_ASSERT(pv_chan_send(a, big, 0) == -EINVAL);
+	/* a message larger than the receiver's buffer: never a partial one */
+	CU_ASSERT(pv_chan_send(a, "0123456789", 10) == 0);
+	CU_ASSERT(pv_chan_send(a, "ok", 2) == 0);
+	CU_ASSERT(pv_chan_recv(b, small, sizeof(small)) == -EMSGSIZE);
+	CU_ASSERT(pv_chan_recv(b, small, sizeof(small)) == 2);
+	/* a raw peer may send more than PV_MSG_MAX: refused whole */
+	CU_ASSERT_FATAL(send(pv_chan_fd(a), big, PV_MSG_MAX + 100, 0) ==
+			PV_MSG_MAX + 100);
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == -EMSGSIZE);
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == -EAGAIN);
+	pv_chan_close(a);
+	pv_chan_close(b);
+}
+
+static void test_hangup(void)
+{
+	struct pv_chan *a, *b;
+	struct pollfd p;
+
+	pair(&a, &b);
+	CU_ASSERT(pv_chan_send(a, "last", 4) == 0);
+	pv_chan_close(a);
+	p.fd = pv_chan_fd(b);
+	p.events = POLLIN;
+	CU_ASSERT(poll(&p, 1, 1000) == 1);
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == 4);
+	CU_ASSERT(pv_chan_recv(b, buf, sizeof(buf)) == 0);
+	pv_chan_close(b);
+}
+
+static void test_full(void)
+{
+	struct pv_chan *a, *b;
+	static char msg[64 * 1024];
+	int err = 0, i;
+
+	pair(&a, &b);
+	for (i = 0; i < 100000 && !err; i++)
+		err = pv_chan_send(a, msg, sizeof(msg));
+	CU_ASSERT(err == -EAGAIN);
+	CU_ASSERT(i > 1);
+	pv_chan_close(a);
+	pv_chan_close(b);
+}
+
+static int region(size_t len)
+{
+	int fd = memfd_create("pv-test-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, len))
+		return -1;
+	return fd;
+}
+
+static void test_bulk(void)
+{
+	struct pv_chan *a, *b;
+	char *map;
+	int fd = region(8192);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	pair(&a, &b);
+	CU_ASSERT(pv_chan_bulk_write(a, 0, "x", 1) == -ENODEV);
+	CU_ASSERT(pv_chan_region_register(b, fd, 16384) == -EINVAL);
+	CU_ASSERT(pv_chan_region_register(b, fd, 4096) == 0);
+	CU_ASSERT(pv_chan_send(b, "after", 5) == 0);
+	/* the registration is out of band: recv hands only the message */
+	CU_ASSERT(pv_chan_recv(a, buf, sizeof(buf)) == 5);
+	CU_ASSERT(!memcmp(buf, "after", 5));
+	CU_ASSERT(pv_chan_bulk_write(a, 100, "hello", 5) == 0);
+	CU_ASSERT(pv_chan_bulk_write(a, 4091, "hello", 5) == 0);
+	CU_ASSERT(pv_chan_bulk_write(a, 4092, "hello", 5) == -ERANGE);
+	CU_ASSERT(pv_chan_bulk_write(a, UINT64_MAX - 1, "hello", 5) ==
+		  -ERANGE);
+	map = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(map != MAP_FAILED);
+	CU_ASSERT(!memcmp(map + 100, "hello", 5));
+	CU_ASSERT(!memcmp(map + 4091, "hello", 5));
+	CU_ASSERT(map[4096] == 0);
+	/* a registered memfd cannot shrink under the writer */
+	CU_ASSERT(ftruncate(fd, 0) != 0);
+	munmap(map, 8192);
+	close(fd);
+	pv_chan_close(a);
+	pv_chan_close(b);
+}
+
+/* An fd with a payload that is no registration: refused, fd closed. */
+static void test_bad_region(void)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = "nope", .iov_len = 4 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.b, .msg_controllen = sizeof(ctl.b),
+	};
+	struct pv_chan *a, *b;
+	struct cmsghdr *c;
+	int fd = region(4096);
+
+	pair(&a, &b);
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	CU_ASSERT(sendmsg(pv_chan_fd(b), &msg, 0) == 4);
+	CU_ASSERT(pv_chan_send(b, "x", 1) == 0);
+	CU_ASSERT(pv_chan_recv(a, buf, sizeof(buf)) == -EPROTO);
+	CU_ASSERT(pv_chan_recv(a, buf, sizeof(buf)) == 1);
+	CU_ASSERT(pv_chan_bulk_write(a, 0, "y", 1) == -ENODEV);
+	close(fd);
+	pv_chan_close(a);
+	pv_chan_close(b);
+}
+
+static void test_fd_url(void)
+{
+	struct pv_chan *ch;
+	int sv[2];
+
+	CU_ASSERT(pv_chan_connect("fd:", &ch) == -EINVAL);
+	CU_ASSERT(pv_chan_connect("fd:12x", &ch) == -EINVAL);
+	CU_ASSERT(pv_chan_connect("fd:-1", &ch) == -EINVAL);
+	CU_ASSERT(pv_chan_connect("tcp:1.2.3.4:5", &ch) == -EPROTONOSUPPORT);
+	CU_ASSERT(pv_chan_connect("unix:", &ch) == -EINVAL);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	snprintf(buf, 32, "fd:%d", sv[0]);
+	CU_ASSERT(pv_chan_connect(buf, &ch) == -EPROTOTYPE);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_unix(void)
+{
+	char dir[] = "/tmp/pv-test-transport-XXXXXX";
+	char url[128], path[96];
+	struct pv_listener *l;
+	struct pv_chan *c, *s;
+	struct pollfd p;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	snprintf(url, sizeof(url), "unix:%s", path);
+	CU_ASSERT_FATAL(pv_listen(url, &l) == 0);
+	CU_ASSERT(pv_listen(url, &l) == -EADDRINUSE);
+	CU_ASSERT(pv_accept(l, &s) == -EAGAIN);
+	CU_ASSERT_FATAL(pv_chan_connect(url, &c) == 0);
+	p.fd = pv_listener_fd(l);
+	p.events = POLLIN;
+	CU_ASSERT(poll(&p, 1, 1000) == 1);
+	CU_ASSERT_FATAL(pv_accept(l, &s) == 0);
+	CU_ASSERT(pv_chan_send(c, "ping", 4) == 0);
+	CU_ASSERT(pv_chan_recv(s, buf, sizeof(buf)) == 4);
+	CU_ASSERT(pv_chan_send(s, "pong!", 5) == 0);
+	CU_ASSERT(pv_chan_recv(c, buf, sizeof(buf)) == 5);
+	CU_ASSERT(strstr(c->peer, "sock") != NULL);
+	pv_chan_close(c);
+	CU_ASSERT(pv_chan_recv(s, buf, sizeof(buf)) == 0);
+	pv_chan_close(s);
+	pv_listener_close(l);
+	CU_ASSERT(access(path, F_OK) != 0);
+	CU_ASSERT(pv_chan_connect(url, &c) == -ENOENT);
+	rmdir(dir);
+}
+
+static CU_TestInfo tests[] = {
+	{ "messages keep boundaries and order", test_boundaries },
+	{ "oversize messages are refused, never partial", test_oversize },
+	{ "hang-up reads as 0 after the last message", test_hangup },
+	{ "a full socket gives -EAGAIN", test_full },
+	{ "bulk writes land in the registered memfd", test_bulk },
+	{ "a malformed registration is refused", test_bad_region },
+	{ "fd: URLs", test_fd_url },
+	{ "unix: listen, accept, connect", test_unix },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "transport", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
