@@ -29,7 +29,17 @@
 #define TRAMP_ADDR	0x6000		/* AP real-mode trampoline, below 1 MiB */
 #define SIPI_VECTOR	(TRAMP_ADDR >> 12)
 
-#define VEC_MSIX	0x40		/* virtio queue interrupt */
+/*
+ * MSI-X vectors: VEC_IRQ_BASE + i, for i < NR_IRQ_VECS, each counted in
+ * irq_counts[i] by its own six-instruction stub (head64.S).
+ */
+#define VEC_IRQ_BASE	0x40
+#define NR_IRQ_VECS	16
+#define IRQ_RNG		0		/* virtio-rng queue */
+#define BLK_MAX_DISKS	4
+#define IRQ_BLK_Q(k)	(1 + (k))	/* virtio-blk disk k: queue */
+#define IRQ_BLK_CFG(k)	(1 + BLK_MAX_DISKS + (k))	/* and config change */
+#define IRQ_STUB_SIZE	32
 #define LAPIC_EOI_ADDR	0xfee000b0
 #define VEC_SPURIOUS	0xff
 #define NR_EXC_VECTORS	32
@@ -121,6 +131,20 @@ static inline void mmio_write8(u64 addr, u8 v)
 	*(volatile u8 *)addr = v;
 }
 
+static inline void mmio_write64(u64 addr, u64 v)
+{
+	mmio_write32(addr, (u32)v);
+	mmio_write32(addr + 4, (u32)(v >> 32));
+}
+
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+
+	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (u64)hi << 32 | lo;
+}
+
 static inline void cpu_relax(void)
 {
 	asm volatile("pause" ::: "memory");
@@ -129,7 +153,7 @@ static inline void cpu_relax(void)
 /* head64.S */
 extern u64 boot_params_ptr;
 extern u8 idt[], gdt[], tss_area[];
-extern u8 exc_stubs[], irq_msix[], irq_spurious[];
+extern u8 exc_stubs[], irq_stubs[], irq_spurious[];
 extern u8 tramp_start[], tramp_end[];
 extern u8 _end[];
 void user_park(void);		/* CPL3: ud2 that the #UD handler parks (hlt) */
@@ -137,7 +161,7 @@ void user_triplefault(void);	/* CPL3: ud2 that the #UD handler turns fatal */
 void triple_fault(void);	/* CPL0 */
 
 /* trap.c (CPL0) */
-extern volatile u32 irq_count;
+extern volatile u32 irq_counts[NR_IRQ_VECS];
 void cpu_tables_init(void);
 
 /* lib.c */
@@ -157,6 +181,10 @@ void guest_exit(u8 status) __attribute__((noreturn));
 /* main.c: one result line per workload */
 void result(const char *name, bool pass, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* "KEY=VALUE" as a separate word of the command line; VALUE or NULL */
+const char *cmdline_param(const char *key);
+/* The same as a decimal number; @def when absent, ~0 when malformed */
+u64 cmdline_u64(const char *key, u64 def);
 
 /* mptable.c */
 struct mp_info {
@@ -194,6 +222,18 @@ static inline void lapic_write(u32 reg, u32 v)
 void smp_run(void);
 void smp_ap_main(u32 cpu) __attribute__((noreturn));
 void virtio_run(void);
+void blkverify_run(void);
+void blkro_run(void);
+void blkbad_run(void);
+void blkbench_run(void);
+
+/*
+ * smp.c: start up to @max CPUs (the BSP included) with every AP running
+ * @fn(cpu) at CPL3; returns the number running, or 0 with *why set.
+ */
+u32 smp_start(u32 max, void (*fn)(u32 cpu), const char **why);
+/* Wait until AP @cpu returned from its @fn; false after SPIN_LIMIT. */
+bool smp_wait(u32 cpu);
 
 /* pci.c */
 struct pci_dev {
@@ -206,6 +246,7 @@ u8 pci_read8(const struct pci_dev *d, u8 off);
 u16 pci_read16(const struct pci_dev *d, u8 off);
 void pci_write16(const struct pci_dev *d, u8 off, u16 v);
 bool pci_find(u16 vendor, u16 device, struct pci_dev *out);
+u32 pci_find_all(u16 vendor, u16 device, struct pci_dev *out, u32 max);
 u64 pci_bar(const struct pci_dev *d, u8 bar);
 
 #endif /* __ASSEMBLER__ */

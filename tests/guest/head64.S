@@ -180,15 +180,26 @@ exc_common:
 	hlt
 	jmp	1b
 
-/* MSI-X completion: count it, EOI, return. Six emulated instructions. */
-	.globl	irq_msix, irq_spurious
-irq_msix:
+/*
+ * MSI-X: vector VEC_IRQ_BASE + i counts in irq_counts[i], EOI, return.
+ * Six emulated instructions; stubs are IRQ_STUB_SIZE apart.
+ */
+	.macro	IRQ i
+	.org	irq_stubs + \i * IRQ_STUB_SIZE
 	pushq	%rax
-	incl	irq_count(%rip)
+	incl	irq_counts + 4 * \i(%rip)
 	movl	$LAPIC_EOI_ADDR, %eax
 	movl	$0, (%rax)
 	popq	%rax
 	iretq
+	.endm
+
+	.balign	IRQ_STUB_SIZE
+	.globl	irq_stubs, irq_spurious
+irq_stubs:
+	.irp	i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+	IRQ	\i
+	.endr
 
 irq_spurious:
 	iretq

@@ -69,6 +69,35 @@ void result(const char *name, bool pass, const char *fmt, ...)
 	printk("PVTEST %s %s %s\n", name, pass ? "PASS" : "FAIL", buf);
 }
 
+const char *cmdline_param(const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p;
+
+	for (p = cmdline; *p; p++)
+		if ((p == cmdline || p[-1] == ' ') && !strncmp(p, key, klen) &&
+		    p[klen] == '=')
+			return p + klen + 1;
+	return NULL;
+}
+
+u64 cmdline_u64(const char *key, u64 def)
+{
+	const char *p = cmdline_param(key);
+	u64 v = 0;
+
+	if (!p)
+		return def;
+	if (*p < '0' || *p > '9')
+		return ~0ULL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (~0ULL - 9) / 10)
+			return ~0ULL;
+		v = v * 10 + (*p - '0');
+	}
+	return *p && *p != ' ' ? ~0ULL : v;
+}
+
 static void boot_check_params(void)
 {
 	printk("PVGUEST boot_params at 0x%lx magic=%s version=0x%04x "
@@ -278,6 +307,10 @@ static const struct workload {
 	{ "pagefault", workload_pagefault },
 	{ "echo", workload_echo },
 	{ "reset", workload_reset },
+	{ "blkverify", blkverify_run },
+	{ "blkro", blkro_run },
+	{ "blkbad", blkbad_run },
+	{ "blkbench", blkbench_run },
 };
 
 static void workload_run(const char *name, size_t len)

@@ -61,12 +61,11 @@ u64 pci_bar(const struct pci_dev *d, u8 bar)
 	return ((u64)hi << 32) | (lo & ~0xfu);
 }
 
-/* Print every function on bus 0; remember the one we look for. */
-bool pci_find(u16 vendor, u16 device, struct pci_dev *out)
+/* Print every function on bus 0; remember up to @max we look for. */
+u32 pci_find_all(u16 vendor, u16 device, struct pci_dev *out, u32 max)
 {
 	struct pci_dev d = { 0 };
-	bool found = false;
-	u32 id, nfn;
+	u32 id, nfn, found = 0;
 
 	for (d.dev = 0; d.dev < 32; d.dev++) {
 		nfn = 1;
@@ -81,11 +80,15 @@ bool pci_find(u16 vendor, u16 device, struct pci_dev *out)
 			printk("PVGUEST pci %02x:%02x.%u %04x:%04x class=%06x\n",
 			       d.bus, d.dev, d.fn, d.vendor, d.device,
 			       pci_read32(&d, 8) >> 8);
-			if (!found && d.vendor == vendor && d.device == device) {
-				*out = d;
-				found = true;
-			}
+			if (found < max && d.vendor == vendor &&
+			    d.device == device)
+				out[found++] = d;
 		}
 	}
 	return found;
+}
+
+bool pci_find(u16 vendor, u16 device, struct pci_dev *out)
+{
+	return pci_find_all(vendor, device, out, 1) == 1;
 }

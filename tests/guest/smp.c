@@ -3,6 +3,7 @@
  * smp workload: start every AP the MP table lists the hardware way (INIT,
  * SIPI through the xAPIC ICR, real-mode trampoline at TRAMP_ADDR), let each
  * CPU checksum its own memory range at CPL3, and check the results.
+ * smp_start() runs any other CPL3 function on the APs the same way.
  */
 #include "guest.h"
 
@@ -15,6 +16,7 @@
 #define WORK_ROUNDS	64
 
 volatile u32 ap_cpu;		/* read by ap_entry64: which CPU starts */
+static void (*volatile ap_fn)(u32 cpu);	/* what the APs run */
 static volatile u32 ap_alive[MAX_CPUS];
 static volatile u32 ap_done[MAX_CPUS];
 static volatile u32 ap_result[MAX_CPUS];
@@ -40,13 +42,15 @@ static u32 smp_work(u32 cpu)
 	return crc;
 }
 
+static void smp_work_ap(u32 cpu)
+{
+	ap_result[cpu] = smp_work(cpu);
+}
+
 void smp_ap_main(u32 cpu)
 {
-	u32 r;
-
 	ap_alive[cpu] = 1;
-	r = smp_work(cpu);
-	ap_result[cpu] = r;
+	ap_fn(cpu);
 	barrier();
 	ap_done[cpu] = 1;
 	for (;;)
@@ -91,6 +95,8 @@ static bool smp_boot_ap(u32 cpu, u8 apic_id)
 	int tries;
 
 	ap_cpu = cpu;
+	ap_alive[cpu] = 0;
+	ap_done[cpu] = 0;
 	barrier();
 	if (!icr_send(apic_id, ICR_INIT))
 		return false;
@@ -105,33 +111,52 @@ static bool smp_boot_ap(u32 cpu, u8 apic_id)
 	return false;
 }
 
-void smp_run(void)
+u32 smp_start(u32 max, void (*fn)(u32 cpu), const char **why)
 {
-	char line[200];
-	u32 cpu, i, n = mp.ncpus, len;
+	static char msg[64];
+	u32 cpu, i;
 
-	if (mp.error || !n) {
-		result("smp", false, "no usable MP table: %s",
-		       mp.error ? mp.error : "no CPUs");
-		return;
+	if (mp.error || !mp.ncpus) {
+		*why = mp.error ? mp.error : "no CPUs in the MP table";
+		return 0;
 	}
+	ap_fn = fn;
 	lapic_write(LAPIC_SVR, SVR_ENABLE | VEC_SPURIOUS);
 	memcpy((void *)TRAMP_ADDR, tramp_start, tramp_end - tramp_start);
-	for (i = 0, cpu = 1; i < n; i++) {
+	for (i = 0, cpu = 1; i < mp.ncpus && cpu < max; i++) {
 		if (i == mp.bsp_index)
 			continue;
 		if (!smp_boot_ap(cpu, mp.apic_id[i])) {
-			result("smp", false, "cpus=%u cpu%u (apic %u) did not start",
-			       n, cpu, mp.apic_id[i]);
-			return;
+			snprintf(msg, sizeof(msg), "cpu%u (apic %u) did not start",
+				 cpu, mp.apic_id[i]);
+			*why = msg;
+			return 0;
 		}
 		cpu++;
+	}
+	return cpu;
+}
+
+bool smp_wait(u32 cpu)
+{
+	return spin_until(&ap_done[cpu], SPIN_LIMIT);
+}
+
+void smp_run(void)
+{
+	char line[200];
+	const char *why;
+	u32 cpu, n = mp.ncpus, len;
+
+	if (!smp_start(MAX_CPUS, smp_work_ap, &why)) {
+		result("smp", false, "cpus=%u %s", n, why);
+		return;
 	}
 	ap_result[0] = smp_work(0);
 	len = snprintf(line, sizeof(line), "cpus=%u cpu0=0x%08x", n,
 		       ap_result[0]);
 	for (cpu = 1; cpu < n; cpu++) {
-		if (!spin_until(&ap_done[cpu], SPIN_LIMIT)) {
+		if (!smp_wait(cpu)) {
 			result("smp", false, "cpus=%u cpu%u did not finish", n, cpu);
 			return;
 		}

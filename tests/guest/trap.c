@@ -15,7 +15,7 @@ struct trap_frame {
 	u64 rip, cs, rflags, rsp, ss;
 };
 
-volatile u32 irq_count;
+volatile u32 irq_counts[NR_IRQ_VECS];
 
 void trap_handle(struct trap_frame *f);
 
@@ -48,7 +48,8 @@ void cpu_tables_init(void)
 
 	for (i = 0; i < NR_EXC_VECTORS; i++)
 		idt_set(i, exc_stubs + 16 * i);
-	idt_set(VEC_MSIX, irq_msix);
+	for (i = 0; i < NR_IRQ_VECS; i++)
+		idt_set(VEC_IRQ_BASE + i, irq_stubs + IRQ_STUB_SIZE * i);
 	idt_set(VEC_SPURIOUS, irq_spurious);
 	for (i = 0; i < MAX_CPUS; i++)
 		tss_desc_set(i);
