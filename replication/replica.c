@@ -1,0 +1,779 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The replica runtime: one state machine behind one channel.
+ *
+ * Arena layout (offsets from the arena's base, all in the arena):
+ *   pv_arena_hdr | replica_state | output log (ring) | the machine's state
+ *
+ * The output log keeps each output encoded *without* its generation; the
+ * generation is appended as a field when the output is sent (protobuf
+ * allows fields in any order). So the arena never depends on the role
+ * table, and re-sending the log under a new generation is a plain walk.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <qb/qblog.h>
+
+#include "replica.h"
+
+#ifndef PV_BUILD_ID
+#define PV_BUILD_ID "pairvisor-unknown"
+#endif
+
+#define RT_LAYOUT	1
+#define LOG_PAD		0xffff		/* filler up to the end of the ring */
+#define LOG_REC_SLACK	32		/* header and alignment per output */
+#define STEP_BATCH	64		/* messages per step before the Ack */
+#define FRAME_SLACK	16		/* envelope tag, lengths, generation */
+#define GEN_TAG		0x10		/* field 2, varint: every output's generation */
+
+struct replica_state {
+	uint32_t rt_layout;
+	uint32_t pad;
+	uint64_t applied_seq;
+	uint64_t log_off;
+	uint64_t log_cap;
+	uint64_t log_head;		/* byte positions, only ever grow */
+	uint64_t log_tail;
+	uint64_t log_count;
+	uint64_t state_off;
+	uint64_t state_size;
+};
+
+struct log_rec {
+	uint64_t seq;
+	uint32_t index;
+	uint16_t kind;			/* envelope field number, or LOG_PAD */
+	uint8_t executed;
+	uint8_t pad;
+	uint32_t len;			/* encoded bytes that follow */
+	uint32_t reserved;
+};
+
+struct replica_out {
+	struct replica *r;
+	uint64_t seq;
+	uint32_t index;
+	int err;			/* an output could not be kept: fatal */
+	const char *why;
+};
+
+struct replica {
+	const struct replica_ops *ops;
+	struct pv_chan *ch;
+	struct pv_arena arena;
+	struct replica_state *rs;
+	void *state;
+	const char *build;
+	size_t reserve;			/* log room one input may need */
+	bool hello;
+	bool active;			/* role and generation: never in the arena */
+	uint32_t generation;
+	uint64_t acked_seq;		/* applied_seq of the last Ack sent */
+	uint64_t send_pos;		/* first log byte not sent yet */
+	bool pong_pending;
+	uint64_t pong_nonce;
+	struct replica_stats stats;
+	uint8_t *rbuf;
+	uint8_t *sbuf;
+};
+
+const char *pv_build_id(void)
+{
+	return PV_BUILD_ID;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- the output log ---- */
+
+static uint8_t *log_base(struct replica *r)
+{
+	return pv_arena_at(&r->arena, r->rs->log_off);
+}
+
+static size_t rec_size(uint32_t len)
+{
+	return align_up(sizeof(struct log_rec) + len, 8);
+}
+
+/* The record at @pos, or NULL at the filler before the ring wraps. */
+static struct log_rec *log_rec_at(struct replica *r, uint64_t pos,
+				  uint64_t *next)
+{
+	uint64_t cap = r->rs->log_cap, o = pos % cap;
+	struct log_rec *rec;
+
+	if (cap - o < sizeof(*rec))
+		goto filler;
+	rec = (struct log_rec *)(log_base(r) + o);
+	if (rec->kind == LOG_PAD)
+		goto filler;
+	*next = pos + rec_size(rec->len);
+	return rec;
+filler:
+	*next = pos + cap - o;
+	return NULL;
+}
+
+static uint64_t log_free(const struct replica *r)
+{
+	return r->rs->log_cap - (r->rs->log_head - r->rs->log_tail);
+}
+
+/* Room for outputs of one input, with one wrap of the ring. */
+static bool log_has_room(const struct replica *r)
+{
+	uint64_t o = r->rs->log_head % r->rs->log_cap;
+	uint64_t wrap = r->rs->log_cap - o;
+
+	if (wrap > r->reserve)
+		wrap = r->reserve;
+	return log_free(r) >= r->reserve + wrap;
+}
+
+/* A record for @len bytes at the head, not yet committed; NULL if full. */
+static struct log_rec *log_alloc(struct replica *r, uint32_t len)
+{
+	struct replica_state *rs = r->rs;
+	uint64_t o = rs->log_head % rs->log_cap, fill = 0;
+	size_t sz = rec_size(len);
+	struct log_rec *rec;
+
+	if (o + sz > rs->log_cap)
+		fill = rs->log_cap - o;
+	if (sz + fill > log_free(r))
+		return NULL;
+	if (fill >= sizeof(*rec)) {
+		rec = (struct log_rec *)(log_base(r) + o);
+		memset(rec, 0, sizeof(*rec));
+		rec->kind = LOG_PAD;
+	}
+	rs->log_head += fill;
+	rec = (struct log_rec *)(log_base(r) + rs->log_head % rs->log_cap);
+	memset(rec, 0, sz);
+	rec->len = len;
+	return rec;
+}
+
+static void log_commit(struct replica *r, struct log_rec *rec)
+{
+	r->rs->log_head += rec_size(rec->len);
+	r->rs->log_count++;
+}
+
+/* Drop the executed outputs at the front of the log. */
+static void log_trim(struct replica *r)
+{
+	struct replica_state *rs = r->rs;
+	struct log_rec *rec;
+	uint64_t next;
+
+	while (rs->log_tail < rs->log_head) {
+		rec = log_rec_at(r, rs->log_tail, &next);
+		if (rec && !rec->executed)
+			break;
+		if (rec) {
+			rs->log_count--;
+			r->stats.trimmed++;
+		}
+		rs->log_tail = next;
+	}
+}
+
+static int rec_cmp(const struct log_rec *rec, const Pv__OutputId *id)
+{
+	if (rec->seq != id->seq)
+		return rec->seq < id->seq ? -1 : 1;
+	if (rec->index != id->index)
+		return rec->index < id->index ? -1 : 1;
+	return 0;
+}
+
+/* The log is sorted by id: stop at the first id past @id. */
+static void log_mark_executed(struct replica *r, const Pv__OutputId *id)
+{
+	uint64_t pos = r->rs->log_tail, next;
+	struct log_rec *rec;
+	int c;
+
+	for (; pos < r->rs->log_head; pos = next) {
+		rec = log_rec_at(r, pos, &next);
+		if (!rec)
+			continue;
+		c = rec_cmp(rec, id);
+		if (c > 0)
+			break;
+		if (!c) {
+			rec->executed = 1;
+			return;
+		}
+	}
+	r->stats.unknown_acks++;
+}
+
+/* ---- framing and sending ---- */
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Envelope{kind: record bytes + generation} into r->sbuf. */
+static size_t frame_output(struct replica *r, const struct log_rec *rec)
+{
+	uint8_t gen[8], *p = r->sbuf;
+	size_t glen;
+
+	gen[0] = GEN_TAG;
+	glen = 1 + varint_put(gen + 1, r->generation);
+	*p++ = (uint8_t)(rec->kind << 3 | 2);
+	p += varint_put(p, (uint64_t)rec->len + glen);
+	memcpy(p, rec + 1, rec->len);
+	p += rec->len;
+	memcpy(p, gen, glen);
+	return (size_t)(p - r->sbuf) + glen;
+}
+
+static int log_send(struct replica *r)
+{
+	uint64_t pos = r->send_pos, next;
+	struct log_rec *rec;
+	int err = 0;
+
+	if (pos < r->rs->log_tail)
+		pos = r->rs->log_tail;
+	for (; pos < r->rs->log_head; pos = next) {
+		rec = log_rec_at(r, pos, &next);
+		if (!rec || rec->executed)
+			continue;
+		err = pv_chan_send(r->ch, r->sbuf, frame_output(r, rec));
+		if (err)
+			break;
+	}
+	r->send_pos = pos;
+	return err;
+}
+
+static int send_env(struct replica *r, const Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, r->sbuf, PV_MSG_MAX);
+
+	if (len < 0)
+		return len;
+	return pv_chan_send(r->ch, r->sbuf, len);
+}
+
+static void send_error(struct replica *r, int code, const char *fmt, ...)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Error e = PV__ERROR__INIT;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	qb_log(LOG_WARNING, "%s: %s", r->ch->peer, msg);
+	e.code = code;
+	e.message = msg;
+	env.msg_case = PV__ENVELOPE__MSG_ERROR;
+	env.error = &e;
+	if (send_env(r, &env))
+		r->stats.send_drops++;
+}
+
+static int send_ack(struct replica *r)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Ack ack = PV__ACK__INIT;
+	int err;
+
+	if (r->acked_seq == r->rs->applied_seq)
+		return 0;
+	ack.applied_seq = r->rs->applied_seq;
+	env.msg_case = PV__ENVELOPE__MSG_ACK;
+	env.ack = &ack;
+	err = send_env(r, &env);
+	if (!err)
+		r->acked_seq = ack.applied_seq;
+	return err;
+}
+
+static int send_pong(struct replica *r)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Pong pong = PV__PONG__INIT;
+	int err;
+
+	if (!r->pong_pending)
+		return 0;
+	pong.nonce = r->pong_nonce;
+	pong.applied_seq = r->rs->applied_seq;
+	env.msg_case = PV__ENVELOPE__MSG_PONG;
+	env.pong = &pong;
+	err = send_env(r, &env);
+	if (!err)
+		r->pong_pending = false;
+	return err;
+}
+
+static bool want_send(const struct replica *r)
+{
+	return r->pong_pending || r->acked_seq != r->rs->applied_seq ||
+	       r->send_pos < r->rs->log_head;
+}
+
+/*
+ * Send errors are never fatal here: -EAGAIN waits for POLLOUT, anything
+ * else ends in the hang-up or error the next recv sees.
+ */
+int replica_flush(struct replica *r)
+{
+	int err = log_send(r);
+
+	if (!err)
+		err = send_pong(r);
+	if (!err)
+		err = send_ack(r);
+	return err == -EAGAIN ? 0 : err;
+}
+
+/* ---- emitting outputs (called from apply) ---- */
+
+struct out_fields {
+	ProtobufCMessage *msg;
+	Pv__OutputId **id;
+	uint32_t *generation;
+};
+
+static int out_fields(Pv__Envelope *env, struct out_fields *f)
+{
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_ATTACH:
+		f->msg = &env->attach->base;
+		f->id = &env->attach->id;
+		f->generation = &env->attach->generation;
+		return 0;
+	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
+		f->msg = &env->device_command->base;
+		f->id = &env->device_command->id;
+		f->generation = &env->device_command->generation;
+		return 0;
+	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
+		f->msg = &env->guest_completion->base;
+		f->id = &env->guest_completion->id;
+		f->generation = &env->guest_completion->generation;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int out_keep(struct replica_out *out, Pv__Envelope *env,
+		    struct out_fields *f)
+{
+	size_t len = protobuf_c_message_get_packed_size(f->msg);
+	struct log_rec *rec;
+
+	if (len > PV_MSG_MAX - FRAME_SLACK)
+		return -EMSGSIZE;
+	rec = log_alloc(out->r, len);
+	if (!rec)
+		return -ENOBUFS;
+	rec->seq = out->seq;
+	rec->index = out->index;
+	rec->kind = env->msg_case;
+	protobuf_c_message_pack(f->msg, (uint8_t *)(rec + 1));
+	log_commit(out->r, rec);
+	return 0;
+}
+
+int replica_emit(struct replica_out *out, Pv__Envelope *env)
+{
+	Pv__OutputId id = PV__OUTPUT_ID__INIT, *saved_id;
+	struct out_fields f;
+	uint32_t saved_gen;
+	int err;
+
+	if (out->err)
+		return out->err;
+	err = out_fields(env, &f);
+	if (err)
+		return err;
+	id.seq = out->seq;
+	id.index = out->index;
+	saved_id = *f.id;
+	saved_gen = *f.generation;
+	*f.id = &id;
+	*f.generation = 0;
+	err = out_keep(out, env, &f);
+	*f.id = saved_id;
+	*f.generation = saved_gen;
+	if (err) {
+		out->err = err;
+		return err;
+	}
+	out->index++;
+	out->r->stats.outputs++;
+	return 0;
+}
+
+void replica_out_fail(struct replica_out *out, const char *why)
+{
+	out->why = why;
+}
+
+/* ---- inputs and control messages ---- */
+
+static uint64_t input_seq(const Pv__Envelope *env)
+{
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_OPEN:
+		return env->open->seq;
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+		return env->io_request->seq;
+	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+		return env->device_completion->seq;
+	default:
+		return 0;
+	}
+}
+
+static int input_apply(struct replica *r, const Pv__Envelope *env,
+		       uint64_t seq)
+{
+	struct replica_out out = { .r = r, .seq = seq };
+	int err;
+
+	err = r->ops->apply(r->state, env, &out);
+	r->rs->applied_seq = seq;
+	r->stats.applied++;
+	if (out.err) {
+		send_error(r, out.err, "input %llu (%s): an output was lost: %s",
+			   (unsigned long long)seq, pv_msg_name(env),
+			   strerror(-out.err));
+		return out.err;
+	}
+	if (err) {
+		r->stats.apply_errors++;
+		send_error(r, err, "input %llu (%s): %s",
+			   (unsigned long long)seq, pv_msg_name(env),
+			   out.why ? out.why : strerror(-err));
+	}
+	return 0;
+}
+
+static int handle_input(struct replica *r, const Pv__Envelope *env)
+{
+	uint64_t seq = input_seq(env), applied = r->rs->applied_seq;
+
+	if (seq <= applied) {
+		r->stats.duplicates++;
+		return 0;
+	}
+	if (seq != applied + 1) {
+		r->stats.gaps++;
+		send_error(r, -EPROTO, "input %llu after %llu: gap",
+			   (unsigned long long)seq,
+			   (unsigned long long)applied);
+		return 0;
+	}
+	if (!log_has_room(r)) {
+		r->stats.log_full++;
+		send_error(r, -ENOBUFS, "output log full: input %llu refused",
+			   (unsigned long long)seq);
+		return 0;
+	}
+	return input_apply(r, env, seq);
+}
+
+static void handle_ack(struct replica *r, const Pv__Ack *ack)
+{
+	for (size_t i = 0; i < ack->n_executed; i++)
+		log_mark_executed(r, ack->executed[i]);
+	log_trim(r);
+}
+
+static int handle_hello(struct replica *r, const Pv__Envelope *env)
+{
+	const Pv__Hello *h = env->hello;
+
+	if (env->msg_case != PV__ENVELOPE__MSG_HELLO) {
+		send_error(r, -EPROTO, "expected Hello, got %s",
+			   pv_msg_name(env));
+		return -EPROTO;
+	}
+	if (h->protocol != PV_PROTOCOL_VERSION) {
+		send_error(r, -EPROTONOSUPPORT, "protocol %u, %s speaks %u",
+			   h->protocol, r->ops->name, PV_PROTOCOL_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (strcmp(h->build, r->build)) {
+		send_error(r, -EPROTO, "build %s, %s is %s", h->build,
+			   r->ops->name, r->build);
+		return -EPROTO;
+	}
+	r->hello = true;
+	r->generation = h->generation;
+	r->active = h->active;
+	qb_log(LOG_INFO, "%s: router %s, generation %u, %s", r->ops->name,
+	       r->ch->peer, r->generation, r->active ? "active" : "spare");
+	return 0;
+}
+
+static int handle(struct replica *r, const Pv__Envelope *env)
+{
+	if (!r->hello)
+		return handle_hello(r, env);
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_OPEN:
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+		return handle_input(r, env);
+	case PV__ENVELOPE__MSG_ACK:
+		handle_ack(r, env->ack);
+		return 0;
+	case PV__ENVELOPE__MSG_PING:
+		/* answered here, by the apply loop, after what came before */
+		r->stats.pings++;
+		r->pong_pending = true;
+		r->pong_nonce = env->ping->nonce;
+		return 0;
+	case PV__ENVELOPE__MSG_ERROR:
+		r->stats.errors_received++;
+		qb_log(LOG_WARNING, "%s: router reports %d: %s", r->ops->name,
+		       env->error->code, env->error->message);
+		return 0;
+	default:
+		r->stats.proto_errors++;
+		send_error(r, -EPROTO, "unexpected %s from the router",
+			   pv_msg_name(env));
+		return 0;
+	}
+}
+
+static int handle_raw(struct replica *r, ssize_t len)
+{
+	Pv__Envelope *env;
+	const char *why;
+	int err;
+
+	env = pv_msg_decode(r->rbuf, len, &why);
+	if (!env) {
+		r->stats.bad_messages++;
+		send_error(r, -EBADMSG, "bad message: %s", why);
+		return 0;
+	}
+	err = handle(r, env);
+	pv_msg_free(env);
+	/* outputs and pongs go out at once; the Ack once per step */
+	if (!err && !log_send(r))
+		send_pong(r);
+	return err;
+}
+
+int replica_step(struct replica *r)
+{
+	ssize_t len;
+	int err;
+
+	for (int n = 0; n < STEP_BATCH; n++) {
+		len = pv_chan_recv(r->ch, r->rbuf, PV_MSG_MAX);
+		if (len == -EAGAIN)
+			break;
+		if (len == 0)
+			return REPLICA_HANGUP;
+		if (len == -EMSGSIZE || len == -EPROTO) {
+			r->stats.bad_messages++;
+			send_error(r, (int)len, "bad message: %s",
+				   strerror((int)-len));
+			continue;
+		}
+		if (len < 0)
+			return (int)len;
+		err = handle_raw(r, len);
+		if (err)
+			return err;
+	}
+	replica_flush(r);
+	return 0;
+}
+
+int replica_run(struct replica *r, int stop_fd)
+{
+	struct pollfd p[2];
+	int err;
+
+	for (;;) {
+		p[0].fd = pv_chan_fd(r->ch);
+		p[0].events = POLLIN | (want_send(r) ? POLLOUT : 0);
+		p[1].fd = stop_fd;
+		p[1].events = POLLIN;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (p[1].revents)
+			return 0;
+		if (p[0].revents & POLLOUT)
+			replica_flush(r);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		err = replica_step(r);
+		if (err == REPLICA_HANGUP)
+			return 0;
+		if (err)
+			return err;
+	}
+}
+
+/* ---- set-up ---- */
+
+static int replica_layout(struct replica *r, size_t log_cap)
+{
+	const struct replica_ops *ops = r->ops;
+	struct replica_state *rs;
+	uint64_t rs_off, log_off, state_off;
+	int err;
+
+	rs_off = align_up(sizeof(struct pv_arena_hdr), 64);
+	log_off = align_up(rs_off + sizeof(*rs), 64);
+	state_off = align_up(log_off + log_cap, 64);
+	err = pv_arena_create(&r->arena, ops->name,
+			      state_off + ops->state_size,
+			      ops->layout_version);
+	if (err)
+		return err;
+	rs = pv_arena_at(&r->arena, rs_off);
+	rs->rt_layout = RT_LAYOUT;
+	rs->log_off = log_off;
+	rs->log_cap = log_cap;
+	rs->state_off = state_off;
+	rs->state_size = ops->state_size;
+	r->rs = rs;
+	r->state = pv_arena_at(&r->arena, state_off);
+	return ops->init ? ops->init(r->state) : 0;
+}
+
+int replica_create(const struct replica_ops *ops,
+		   const struct replica_config *cfg, struct pv_chan *ch,
+		   struct replica **out)
+{
+	size_t log_cap = REPLICA_LOG_DEFAULT;
+	struct replica *r;
+	int err = -ENOMEM;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto err_chan;
+	r->ops = ops;
+	r->ch = ch;
+	r->arena.fd = -1;
+	r->build = cfg && cfg->build ? cfg->build : pv_build_id();
+	if (cfg && cfg->log_size)
+		log_cap = align_up(cfg->log_size, 8);
+	r->reserve = ops->max_output_bytes ? ops->max_output_bytes :
+					     PV_MSG_MAX;
+	r->reserve += LOG_REC_SLACK;
+	r->rbuf = malloc(PV_MSG_MAX);
+	r->sbuf = malloc(PV_MSG_MAX);
+	if (!r->rbuf || !r->sbuf)
+		goto err_free;
+	err = -EINVAL;
+	if (log_cap < 2 * r->reserve)
+		goto err_free;
+	err = replica_layout(r, log_cap);
+	if (err)
+		goto err_free;
+	*out = r;
+	return 0;
+err_free:
+	r->ch = NULL;
+	replica_destroy(r);
+err_chan:
+	pv_chan_close(ch);
+	return err;
+}
+
+void replica_destroy(struct replica *r)
+{
+	if (!r)
+		return;
+	pv_chan_close(r->ch);
+	if (r->arena.base)
+		pv_arena_destroy(&r->arena);
+	free(r->rbuf);
+	free(r->sbuf);
+	free(r);
+}
+
+uint64_t replica_applied_seq(const struct replica *r)
+{
+	return r->rs->applied_seq;
+}
+
+uint32_t replica_generation(const struct replica *r)
+{
+	return r->generation;
+}
+
+bool replica_active(const struct replica *r)
+{
+	return r->active;
+}
+
+const struct replica_stats *replica_stats(const struct replica *r)
+{
+	return &r->stats;
+}
+
+const struct pv_arena *replica_arena(const struct replica *r)
+{
+	return &r->arena;
+}
+
+uint64_t replica_log_count(const struct replica *r)
+{
+	return r->rs->log_count;
+}
+
+uint64_t replica_state_digest(const struct replica *r)
+{
+	uint64_t h = pv_digest(r->state, r->rs->state_size);
+
+	return h ^ pv_digest(&r->rs->applied_seq, sizeof(r->rs->applied_seq));
+}
+
+void replica_log_stats(const struct replica *r)
+{
+	const struct replica_stats *s = &r->stats;
+
+	qb_log(LOG_INFO, "%s: applied %llu (duplicates %llu, gaps %llu, log full %llu), outputs %llu (trimmed %llu, unknown acks %llu), bad messages %llu, protocol errors %llu, apply errors %llu, pings %llu",
+	       r->ops->name, (unsigned long long)s->applied,
+	       (unsigned long long)s->duplicates, (unsigned long long)s->gaps,
+	       (unsigned long long)s->log_full,
+	       (unsigned long long)s->outputs,
+	       (unsigned long long)s->trimmed,
+	       (unsigned long long)s->unknown_acks,
+	       (unsigned long long)s->bad_messages,
+	       (unsigned long long)s->proto_errors,
+	       (unsigned long long)s->apply_errors,
+	       (unsigned long long)s->pings);
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The replica runtime (DESIGN.md section 3): hosts one deterministic state
+ * machine (a driver) in its own process, behind one channel to its router.
+ *
+ * The runtime owns the channel, the Hello check, sequencing (each input
+ * applied exactly once, in order; duplicates ignored, gaps refused), the
+ * output log (outputs kept encoded in the arena until the router's
+ * Ack.executed trims them), applied acks, pongs from the apply loop, and
+ * Error replies for anything malformed. The state machine only sees its
+ * own state (inside the arena) and the input: never the role, the
+ * generation, a clock or an address. It makes outputs with replica_emit();
+ * the runtime gives each the id (input seq, index) and, when sending, the
+ * generation of the link.
+ */
+#ifndef PV_REPLICA_H
+#define PV_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "transport.h"
+#include "wire.h"
+
+struct replica;
+struct replica_out;
+
+struct replica_ops {
+	const char *name;		/* for logs and the memfd name */
+	uint32_t layout_version;	/* of the state, checked when seeding */
+	size_t state_size;		/* bytes of state in the arena */
+	/* upper bound of the encoded outputs of one input; 0: PV_MSG_MAX */
+	size_t max_output_bytes;
+	/* fill a zeroed state; deterministic */
+	int (*init)(void *state);
+	/*
+	 * Apply one sequenced input (Open, IoRequest, DeviceCompletion,
+	 * already validated by pv_msg_decode()). Deterministic: same state
+	 * and input, same new state and outputs. A negative errno (with
+	 * replica_out_fail() for the reason) is reported to the router as
+	 * Error; the input still counts as applied.
+	 */
+	int (*apply)(void *state, const Pv__Envelope *in,
+		     struct replica_out *out);
+};
+
+/*
+ * Emit one output (Attach, DeviceCommand, GuestCompletion) of the input
+ * being applied. The runtime sets its id and leaves the generation to the
+ * send; @env is packed at once, so it may point at the input's fields.
+ */
+int replica_emit(struct replica_out *out, Pv__Envelope *env);
+/* The reason for apply's error, a static string. */
+void replica_out_fail(struct replica_out *out, const char *why);
+
+struct replica_config {
+	const char *build;	/* NULL: pv_build_id() */
+	size_t log_size;	/* output log bytes; 0: REPLICA_LOG_DEFAULT */
+};
+
+#define REPLICA_LOG_DEFAULT	(1 << 20)
+
+/* Counters; host-dependent (timing of acks and re-sends), so not in the arena. */
+struct replica_stats {
+	uint64_t applied;	/* inputs applied */
+	uint64_t duplicates;	/* inputs already applied: ignored */
+	uint64_t gaps;		/* inputs beyond applied + 1: refused */
+	uint64_t log_full;	/* inputs refused: no room in the output log */
+	uint64_t bad_messages;	/* failed pv_msg_decode() or the transport */
+	uint64_t proto_errors;	/* well formed, but not expected here */
+	uint64_t apply_errors;	/* apply() failed */
+	uint64_t outputs;	/* outputs made */
+	uint64_t trimmed;	/* outputs acked as executed and dropped */
+	uint64_t unknown_acks;	/* executed ids not in the log */
+	uint64_t pings;
+	uint64_t errors_received;
+	uint64_t send_drops;	/* Error replies dropped: socket full */
+};
+
+/* replica_step(): the router hung up. */
+#define REPLICA_HANGUP	1
+
+/* Takes @ch (closed by replica_destroy, also on failure). */
+int replica_create(const struct replica_ops *ops,
+		   const struct replica_config *cfg, struct pv_chan *ch,
+		   struct replica **out);
+void replica_destroy(struct replica *r);
+
+/*
+ * Handle every message waiting on the channel, then send the Ack. 0, or
+ * REPLICA_HANGUP, or a negative errno when the replica must stop (Hello
+ * mismatch, transport failure, output log overflow inside an input).
+ */
+int replica_step(struct replica *r);
+/* Send what the socket refused before (outputs, ack, pong). */
+int replica_flush(struct replica *r);
+/*
+ * poll() loop: until hang-up (0), @stop_fd readable (0; -1: none, e.g. a
+ * signalfd for SIGTERM) or a fatal error (negative errno).
+ */
+int replica_run(struct replica *r, int stop_fd);
+
+uint64_t replica_applied_seq(const struct replica *r);
+uint32_t replica_generation(const struct replica *r);
+bool replica_active(const struct replica *r);
+const struct replica_stats *replica_stats(const struct replica *r);
+const struct pv_arena *replica_arena(const struct replica *r);
+/* Outputs in the log (not yet acked as executed). */
+uint64_t replica_log_count(const struct replica *r);
+/* Digest of the state machine's state and applied seq (not the log). */
+uint64_t replica_state_digest(const struct replica *r);
+void replica_log_stats(const struct replica *r);
+
+const char *pv_build_id(void);
+
+#endif

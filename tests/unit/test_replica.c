@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The replica runtime with a tiny state machine: Hello checks, inputs
+ * applied exactly once, gaps refused, output ids and generations, the
+ * output log and its trimming, pongs from the apply loop, byte-identical
+ * arenas for identical inputs, malformed messages answered with Error.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "replica.h"
+
+#define T_BUILD		"test-build"
+#define T_TWO		2	/* IoRequest type that makes two outputs */
+#define T_FAIL		99	/* IoRequest type apply refuses */
+
+struct tsm {
+	uint64_t sum;
+	uint64_t n;
+	uint64_t opened;
+};
+
+static int tsm_init(void *state)
+{
+	struct tsm *s = state;
+
+	s->opened = 0;
+	return 0;
+}
+
+static int tsm_io(struct tsm *s, const Pv__IoRequest *io,
+		  struct replica_out *out)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__GuestCompletion gc = PV__GUEST_COMPLETION__INIT;
+	int err;
+
+	if (io->type == T_FAIL) {
+		replica_out_fail(out, "type 99 is refused");
+		return -EINVAL;
+	}
+	s->sum += io->sector;
+	s->n++;
+	gc.request_seq = io->seq;
+	gc.status = io->type;
+	gc.written = (uint32_t)s->sum;
+	env.msg_case = PV__ENVELOPE__MSG_GUEST_COMPLETION;
+	env.guest_completion = &gc;
+	err = replica_emit(out, &env);
+	if (!err && io->type == T_TWO)
+		err = replica_emit(out, &env);
+	return err;
+}
+
+static int tsm_apply(void *state, const Pv__Envelope *in,
+		     struct replica_out *out)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Attach at = PV__ATTACH__INIT;
+	struct tsm *s = state;
+
+	switch (in->msg_case) {
+	case PV__ENVELOPE__MSG_OPEN:
+		s->opened = 1;
+		at.format = "test";
+		at.virtual_size = in->open->image_size;
+		env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+		env.attach = &at;
+		return replica_emit(out, &env);
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+		return tsm_io(s, in->io_request, out);
+	default:
+		return 0;
+	}
+}
+
+static const struct replica_ops tsm_ops = {
+	.name = "test-sm",
+	.layout_version = 3,
+	.state_size = sizeof(struct tsm),
+	.max_output_bytes = 128,
+	.init = tsm_init,
+	.apply = tsm_apply,
+};
+
+struct rig {
+	struct pv_chan *rt;	/* the router's end */
+	struct replica *r;
+};
+
+static uint8_t buf[PV_MSG_MAX];
+
+static void rig_up(struct rig *g, size_t log_size)
+{
+	struct replica_config cfg = { .build = T_BUILD, .log_size = log_size };
+	struct pv_chan *ch;
+	char url[32];
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(&g->rt, &fd) == 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_FATAL(pv_chan_connect(url, &ch) == 0);
+	CU_ASSERT_FATAL(replica_create(&tsm_ops, &cfg, ch, &g->r) == 0);
+}
+
+static void rig_down(struct rig *g)
+{
+	replica_destroy(g->r);
+	pv_chan_close(g->rt);
+}
+
+static void put(struct rig *g, Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, buf, sizeof(buf));
+
+	CU_ASSERT_FATAL(len > 0);
+	CU_ASSERT_FATAL(pv_chan_send(g->rt, buf, len) == 0);
+}
+
+/* Next message from the replica, or NULL. */
+static Pv__Envelope *get(struct rig *g)
+{
+	const char *why;
+	ssize_t len = pv_chan_recv(g->rt, buf, sizeof(buf));
+
+	if (len <= 0)
+		return NULL;
+	return pv_msg_decode(buf, len, &why);
+}
+
+/* Next message, which must be of @type. */
+static Pv__Envelope *expect(struct rig *g, Pv__Envelope__MsgCase type)
+{
+	Pv__Envelope *env = get(g);
+
+	CU_ASSERT_FATAL(env != NULL);
+	CU_ASSERT_EQUAL(env->msg_case, type);
+	if (env->msg_case != type) {
+		pv_msg_free(env);
+		return NULL;
+	}
+	return env;
+}
+
+static void drain(struct rig *g)
+{
+	Pv__Envelope *env;
+
+	while ((env = get(g)))
+		pv_msg_free(env);
+}
+
+static void hello(struct rig *g, uint32_t gen, const char *build)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Hello h = PV__HELLO__INIT;
+
+	h.protocol = PV_PROTOCOL_VERSION;
+	h.generation = gen;
+	h.active = true;
+	h.build = (char *)build;
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &h;
+	put(g, &env);
+}
+
+static void io(struct rig *g, uint64_t seq, uint32_t type, uint64_t sector)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__IoRequest r = PV__IO_REQUEST__INIT;
+
+	r.seq = seq;
+	r.type = type;
+	r.sector = sector;
+	env.msg_case = PV__ENVELOPE__MSG_IO_REQUEST;
+	env.io_request = &r;
+	put(g, &env);
+}
+
+static void ack(struct rig *g, uint64_t seq, uint32_t index)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Ack a = PV__ACK__INIT;
+	Pv__OutputId id = PV__OUTPUT_ID__INIT, *ids[1] = { &id };
+
+	id.seq = seq;
+	id.index = index;
+	a.n_executed = 1;
+	a.executed = ids;
+	env.msg_case = PV__ENVELOPE__MSG_ACK;
+	env.ack = &a;
+	put(g, &env);
+}
+
+static void ready(struct rig *g, uint32_t gen)
+{
+	rig_up(g, 0);
+	hello(g, gen, T_BUILD);
+	CU_ASSERT_FATAL(replica_step(g->r) == 0);
+	CU_ASSERT(replica_generation(g->r) == gen);
+	CU_ASSERT(replica_active(g->r));
+}
+
+static void expect_error(struct rig *g, int code)
+{
+	Pv__Envelope *env = expect(g, PV__ENVELOPE__MSG_ERROR);
+
+	if (env) {
+		CU_ASSERT_EQUAL(env->error->code, code);
+		pv_msg_free(env);
+	}
+}
+
+static void test_hello_build(void)
+{
+	struct rig g;
+
+	rig_up(&g, 0);
+	hello(&g, 1, "another-build");
+	CU_ASSERT(replica_step(g.r) == -EPROTO);
+	expect_error(&g, -EPROTO);
+	rig_down(&g);
+}
+
+static void test_hello_protocol(void)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Hello h = PV__HELLO__INIT;
+	struct rig g;
+
+	rig_up(&g, 0);
+	h.protocol = PV_PROTOCOL_VERSION + 1;
+	h.generation = 1;
+	h.build = T_BUILD;
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &h;
+	put(&g, &env);
+	CU_ASSERT(replica_step(g.r) == -EPROTONOSUPPORT);
+	expect_error(&g, -EPROTONOSUPPORT);
+	rig_down(&g);
+}
+
+static void test_hello_first(void)
+{
+	struct rig g;
+
+	rig_up(&g, 0);
+	io(&g, 1, 0, 0);
+	CU_ASSERT(replica_step(g.r) == -EPROTO);
+	expect_error(&g, -EPROTO);
+	CU_ASSERT(replica_applied_seq(g.r) == 0);
+	rig_down(&g);
+}
+
+static void test_exactly_once(void)
+{
+	Pv__Envelope *env;
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, 0, 10);
+	io(&g, 1, 0, 10);
+	io(&g, 2, 0, 5);
+	io(&g, 2, 0, 5);
+	io(&g, 1, 0, 10);
+	CU_ASSERT(replica_step(g.r) == 0);
+	env = expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION);
+	CU_ASSERT(env && env->guest_completion->written == 10);
+	pv_msg_free(env);
+	env = expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION);
+	CU_ASSERT(env && env->guest_completion->written == 15);
+	pv_msg_free(env);
+	/* one Ack for the batch */
+	env = expect(&g, PV__ENVELOPE__MSG_ACK);
+	CU_ASSERT(env && env->ack->applied_seq == 2);
+	pv_msg_free(env);
+	CU_ASSERT(get(&g) == NULL);
+	CU_ASSERT(replica_stats(g.r)->duplicates == 3);
+	CU_ASSERT(replica_stats(g.r)->applied == 2);
+	CU_ASSERT(replica_applied_seq(g.r) == 2);
+	rig_down(&g);
+}
+
+static void test_gap(void)
+{
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, 0, 1);
+	io(&g, 3, 0, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	pv_msg_free(expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION));
+	expect_error(&g, -EPROTO);
+	CU_ASSERT(replica_stats(g.r)->gaps == 1);
+	CU_ASSERT(replica_applied_seq(g.r) == 1);
+	/* the router re-sends in order: fine */
+	drain(&g);
+	io(&g, 2, 0, 1);
+	io(&g, 3, 0, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_applied_seq(g.r) == 3);
+	rig_down(&g);
+}
+
+static void test_ids(void)
+{
+	Pv__Envelope *env;
+	struct rig g;
+
+	ready(&g, 7);
+	io(&g, 1, T_TWO, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		env = expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION);
+		if (!env)
+			continue;
+		CU_ASSERT(env->guest_completion->generation == 7);
+		CU_ASSERT(env->guest_completion->id->seq == 1);
+		CU_ASSERT(env->guest_completion->id->index == i);
+		CU_ASSERT(env->guest_completion->request_seq == 1);
+		CU_ASSERT(env->guest_completion->status == T_TWO);
+		pv_msg_free(env);
+	}
+	rig_down(&g);
+}
+
+static void test_apply_error(void)
+{
+	Pv__Envelope *env;
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, T_FAIL, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	env = expect(&g, PV__ENVELOPE__MSG_ERROR);
+	CU_ASSERT(env && env->error->code == -EINVAL &&
+		  strstr(env->error->message, "type 99"));
+	pv_msg_free(env);
+	CU_ASSERT(replica_applied_seq(g.r) == 1);
+	CU_ASSERT(replica_stats(g.r)->apply_errors == 1);
+	rig_down(&g);
+}
+
+static void test_log_trim(void)
+{
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, T_TWO, 1);
+	io(&g, 2, 0, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	drain(&g);
+	CU_ASSERT(replica_log_count(g.r) == 3);
+	/* trimming is from the front: (1,1) executed alone keeps all */
+	ack(&g, 1, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_log_count(g.r) == 3);
+	ack(&g, 1, 0);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_log_count(g.r) == 1);
+	ack(&g, 5, 0);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_stats(g.r)->unknown_acks == 1);
+	ack(&g, 2, 0);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_log_count(g.r) == 0);
+	CU_ASSERT(replica_stats(g.r)->trimmed == 3);
+	rig_down(&g);
+}
+
+/* A small log fills up; refused inputs are applied once acks make room. */
+static void test_log_full(void)
+{
+	struct replica_config cfg = { .build = T_BUILD, .log_size = 1024 };
+	struct pv_chan *ch;
+	struct rig g;
+	uint64_t seq, stop = 0;
+	char url[32];
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(&g.rt, &fd) == 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_FATAL(pv_chan_connect(url, &ch) == 0);
+	CU_ASSERT_FATAL(replica_create(&tsm_ops, &cfg, ch, &g.r) == 0);
+	hello(&g, 1, T_BUILD);
+	CU_ASSERT(replica_step(g.r) == 0);
+	for (seq = 1; seq <= 100 && !stop; seq++) {
+		io(&g, seq, 0, seq);
+		CU_ASSERT(replica_step(g.r) == 0);
+		if (replica_stats(g.r)->log_full)
+			stop = seq;
+	}
+	CU_ASSERT_FATAL(stop > 1);
+	CU_ASSERT(replica_applied_seq(g.r) == stop - 1);
+	drain(&g);
+	for (seq = 1; seq < stop; seq++)
+		ack(&g, seq, 0);
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_log_count(g.r) == 0);
+	/* around the ring a few times */
+	for (seq = stop; seq < stop + 200; seq++) {
+		io(&g, seq, 0, seq);
+		ack(&g, seq, 0);
+		CU_ASSERT(replica_step(g.r) == 0);
+		drain(&g);
+	}
+	CU_ASSERT(replica_applied_seq(g.r) == stop + 199);
+	CU_ASSERT(replica_stats(g.r)->log_full == 1);
+	CU_ASSERT(replica_log_count(g.r) == 0);
+	rig_down(&g);
+	/* a log too small for one input's outputs is refused */
+	CU_ASSERT_FATAL(pv_chan_pair(&g.rt, &fd) == 0);
+	cfg.log_size = 64;
+	CU_ASSERT(replica_create(&tsm_ops, &cfg, g.rt, &g.r) == -EINVAL);
+	close(fd);
+}
+
+static void test_pong(void)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__Ping ping = PV__PING__INIT;
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, 0, 1);
+	io(&g, 2, 0, 1);
+	ping.nonce = 0xfeed;
+	env.msg_case = PV__ENVELOPE__MSG_PING;
+	env.ping = &ping;
+	put(&g, &env);
+	io(&g, 3, 0, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	pv_msg_free(expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION));
+	pv_msg_free(expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION));
+	/* the pong comes in order, after the inputs before the ping */
+	e = expect(&g, PV__ENVELOPE__MSG_PONG);
+	CU_ASSERT(e && e->pong->nonce == 0xfeed && e->pong->applied_seq == 2);
+	pv_msg_free(e);
+	pv_msg_free(expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION));
+	e = expect(&g, PV__ENVELOPE__MSG_ACK);
+	CU_ASSERT(e && e->ack->applied_seq == 3);
+	pv_msg_free(e);
+	CU_ASSERT(replica_stats(g.r)->pings == 1);
+	rig_down(&g);
+}
+
+static void feed(struct rig *g, uint64_t salt)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Open o = PV__OPEN__INIT;
+
+	o.seq = 1;
+	o.format = "test";
+	o.image_size = 1 << 20;
+	env.msg_case = PV__ENVELOPE__MSG_OPEN;
+	env.open = &o;
+	put(g, &env);
+	for (uint64_t seq = 2; seq < 50; seq++)
+		io(g, seq, seq % 3, seq * 7 + salt);
+	CU_ASSERT(replica_step(g->r) == 0);
+	drain(g);
+	ack(g, 1, 0);
+	ack(g, 2, 0);
+	CU_ASSERT(replica_step(g->r) == 0);
+}
+
+static void test_identical(void)
+{
+	const struct pv_arena *a, *b;
+	struct rig g1, g2, g3;
+
+	ready(&g1, 4);
+	ready(&g2, 5);		/* another generation: same arena */
+	ready(&g3, 4);
+	feed(&g1, 0);
+	feed(&g2, 0);
+	feed(&g3, 1);
+	a = replica_arena(g1.r);
+	b = replica_arena(g2.r);
+	CU_ASSERT(a->size == b->size);
+	CU_ASSERT(!memcmp(a->base, b->base, a->size));
+	CU_ASSERT(pv_arena_digest(a) == pv_arena_digest(b));
+	CU_ASSERT(replica_state_digest(g1.r) == replica_state_digest(g2.r));
+	CU_ASSERT(pv_arena_digest(a) != pv_arena_digest(replica_arena(g3.r)));
+	CU_ASSERT(replica_state_digest(g1.r) !=
+		  replica_state_digest(g3.r));
+	rig_down(&g1);
+	rig_down(&g2);
+	rig_down(&g3);
+}
+
+static void test_malformed(void)
+{
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0x01, 0x02 };
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Attach at = PV__ATTACH__INIT;
+	static uint8_t big[PV_MSG_MAX + 1];
+	struct rig g;
+
+	ready(&g, 1);
+	CU_ASSERT(pv_chan_send(g.rt, junk, sizeof(junk)) == 0);
+	CU_ASSERT(replica_step(g.r) == 0);
+	expect_error(&g, -EBADMSG);
+	CU_ASSERT(send(pv_chan_fd(g.rt), big, sizeof(big), 0) ==
+		  sizeof(big));
+	CU_ASSERT(replica_step(g.r) == 0);
+	expect_error(&g, -EMSGSIZE);
+	/* an output sent to the replica */
+	at.id = &(Pv__OutputId)PV__OUTPUT_ID__INIT;
+	at.id->seq = 1;
+	at.generation = 1;
+	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+	env.attach = &at;
+	put(&g, &env);
+	/* a second Hello */
+	hello(&g, 2, T_BUILD);
+	CU_ASSERT(replica_step(g.r) == 0);
+	expect_error(&g, -EPROTO);
+	expect_error(&g, -EPROTO);
+	CU_ASSERT(replica_stats(g.r)->bad_messages == 2);
+	CU_ASSERT(replica_stats(g.r)->proto_errors == 2);
+	CU_ASSERT(replica_generation(g.r) == 1);
+	/* still working */
+	io(&g, 1, 0, 1);
+	CU_ASSERT(replica_step(g.r) == 0);
+	pv_msg_free(expect(&g, PV__ENVELOPE__MSG_GUEST_COMPLETION));
+	rig_down(&g);
+}
+
+static void test_hangup(void)
+{
+	struct rig g;
+
+	ready(&g, 1);
+	io(&g, 1, 0, 1);
+	pv_chan_close(g.rt);
+	CU_ASSERT(replica_step(g.r) == REPLICA_HANGUP);
+	CU_ASSERT(replica_run(g.r, -1) == 0);
+	CU_ASSERT(replica_applied_seq(g.r) == 1);
+	replica_destroy(g.r);
+}
+
+static CU_TestInfo tests[] = {
+	{ "Hello with another build: Error, stop", test_hello_build },
+	{ "Hello with another protocol: Error, stop", test_hello_protocol },
+	{ "anything before Hello: Error, stop", test_hello_first },
+	{ "duplicate inputs are ignored, acks batched", test_exactly_once },
+	{ "a gap is refused, re-sending in order works", test_gap },
+	{ "outputs carry (seq, index) and the generation", test_ids },
+	{ "apply errors are reported, the input is applied", test_apply_error },
+	{ "Ack.executed trims the log from the front", test_log_trim },
+	{ "a full log refuses inputs until acks trim it", test_log_full },
+	{ "pong comes from the apply loop with applied_seq", test_pong },
+	{ "same inputs, byte-identical arenas", test_identical },
+	{ "malformed messages get Error, never a crash", test_malformed },
+	{ "hang-up ends the loop", test_hangup },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "replica", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
