@@ -434,6 +434,13 @@ int replica_emit(struct replica_out *out, Pv__Envelope *env)
 	return 0;
 }
 
+void replica_out_next_id(const struct replica_out *out, uint64_t *seq,
+			 uint32_t *index)
+{
+	*seq = out->seq;
+	*index = out->index;
+}
+
 void replica_out_fail(struct replica_out *out, const char *why)
 {
 	out->why = why;
@@ -747,6 +754,11 @@ const struct replica_stats *replica_stats(const struct replica *r)
 const struct pv_arena *replica_arena(const struct replica *r)
 {
 	return &r->arena;
+}
+
+void *replica_state(const struct replica *r)
+{
+	return r->state;
 }
 
 uint64_t replica_log_count(const struct replica *r)

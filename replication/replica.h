@@ -52,6 +52,9 @@ struct replica_ops {
  * send; @env is packed at once, so it may point at the input's fields.
  */
 int replica_emit(struct replica_out *out, Pv__Envelope *env);
+/* The id the next replica_emit() gives (to match completions later). */
+void replica_out_next_id(const struct replica_out *out, uint64_t *seq,
+			 uint32_t *index);
 /* The reason for apply's error, a static string. */
 void replica_out_fail(struct replica_out *out, const char *why);
 
@@ -107,6 +110,8 @@ uint32_t replica_generation(const struct replica *r);
 bool replica_active(const struct replica *r);
 const struct replica_stats *replica_stats(const struct replica *r);
 const struct pv_arena *replica_arena(const struct replica *r);
+/* The state machine's state, inside the arena. */
+void *replica_state(const struct replica *r);
 /* Outputs in the log (not yet acked as executed). */
 uint64_t replica_log_count(const struct replica *r);
 /* Digest of the state machine's state and applied seq (not the log). */

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Block driver state machines, run by the replica runtime. They turn
+ * IoRequests into DeviceCommands for the router and DeviceCompletions into
+ * GuestCompletions; they never see the image or guest RAM.
+ *
+ * Everything lives in struct blk_state, inside the replica's arena: the
+ * attached disk and a fixed table of requests in flight.
+ */
+#ifndef PV_BLK_H
+#define PV_BLK_H
+
+#include <stdint.h>
+
+#include "replica.h"
+
+#define BLK_LAYOUT_VERSION	1
+#define BLK_SECTOR		512
+#define BLK_INFLIGHT_MAX	1024	/* requests in flight */
+#define BLK_CMDS_MAX		4	/* commands of one request in flight */
+
+/* Deterministic counters: inputs decide them, so they live in the arena. */
+struct blk_stats {
+	uint64_t requests;
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t flushes;
+	uint64_t unsupported;		/* answered VIRTIO_BLK_S_UNSUPP */
+	uint64_t bad_requests;		/* ranges, lengths, directions: IOERR */
+	uint64_t read_only;		/* writes to a read-only disk: IOERR */
+	uint64_t table_full;		/* no slot in flight: IOERR */
+	uint64_t failed_commands;	/* completions with an error status */
+	uint64_t unknown_completions;	/* for no command in flight */
+	uint64_t completed;		/* GuestCompletions */
+};
+
+struct blk_cmd_ref {
+	uint64_t seq;			/* the command's output id */
+	uint32_t index;
+	uint32_t done;
+};
+
+struct blk_req {
+	uint64_t seq;			/* the IoRequest's; 0: a free slot */
+	uint32_t type;
+	uint32_t written;		/* bytes for the guest if all succeed */
+	uint32_t ncmds;
+	uint32_t pending;
+	uint32_t failed;
+	uint32_t pad;
+	struct blk_cmd_ref cmds[BLK_CMDS_MAX];
+};
+
+struct blk_state {
+	uint32_t attached;
+	uint32_t read_only;
+	uint64_t image_size;
+	uint64_t virtual_size;
+	char format[16];
+	uint32_t inflight;
+	uint32_t pad;
+	struct blk_stats stats;
+	struct blk_req reqs[BLK_INFLIGHT_MAX];
+};
+
+/* The raw-image driver: image bytes are the disk's bytes. */
+extern const struct replica_ops blk_raw_ops;
+
+#endif

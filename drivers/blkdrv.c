@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairvisor-blkdrv: one block driver replica in its own process. It talks
+ * to its router (the VMM's device switch) over one channel and nothing
+ * else: it is never given the image or guest RAM, and has no option that
+ * names either.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+#include "blk.h"
+#include "replica.h"
+#include "transport.h"
+
+#define EXIT_USAGE	2
+
+static const char blkdrv_usage[] =
+"Usage: pairvisor-blkdrv --channel URL | --listen unix:PATH\n"
+"Serve one virtual disk as a block driver replica (raw images) for the\n"
+"router at the other end of the channel. The driver never opens the image\n"
+"and never maps guest RAM: the router executes its device commands.\n"
+"\n"
+"  -c, --channel URL     fd:N (an inherited connected SOCK_SEQPACKET\n"
+"                        socket, as the VMM spawns it) or unix:PATH\n"
+"  -l, --listen URL      unix:PATH: wait for one router to connect\n"
+"  -h, --help            show this help\n"
+"\n"
+"Exit status: 0 when the router hangs up or on SIGTERM/SIGINT; 1 on an\n"
+"error (Hello mismatch, transport failure); 2 on a usage error.\n";
+
+struct blkdrv_opts {
+	const char *channel;
+	const char *listen;
+};
+
+static int usage_error(const char *what)
+{
+	fprintf(stderr, "pairvisor-blkdrv: %s\n%s", what, blkdrv_usage);
+	return -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, struct blkdrv_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "channel", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->channel = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'h':
+			fputs(blkdrv_usage, stdout);
+			exit(0);
+		default:
+			return usage_error("bad option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	if (!o->channel == !o->listen)
+		return usage_error("exactly one of --channel and --listen");
+	return 0;
+}
+
+static void log_setup(void)
+{
+	qb_log_init("pairvisor-blkdrv", LOG_USER, LOG_INFO);
+	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
+	qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
+	qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE,
+			  "*", getenv("PAIRVISOR_DEBUG") ? LOG_DEBUG : LOG_INFO);
+	qb_log_format_set(QB_LOG_STDERR, "%N: %b");
+}
+
+/* SIGTERM and SIGINT arrive on a signalfd the replica loop polls. */
+static int signals_setup(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Wait for one router; 1 when a signal came first. */
+static int accept_one(const char *url, int sfd, struct pv_chan **ch)
+{
+	struct pv_listener *l;
+	struct pollfd p[2];
+	int err;
+
+	err = pv_listen(url, &l);
+	if (err) {
+		qb_log(LOG_ERR, "listen %s: %s", url, strerror(-err));
+		return err;
+	}
+	qb_log(LOG_INFO, "listening on %s", url);
+	p[0].fd = pv_listener_fd(l);
+	p[0].events = POLLIN;
+	p[1].fd = sfd;
+	p[1].events = POLLIN;
+	do {
+		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+			err = -errno;
+			break;
+		}
+		if (p[1].revents) {
+			err = 1;
+			break;
+		}
+		err = p[0].revents ? pv_accept(l, ch) : -EAGAIN;
+	} while (err == -EAGAIN);
+	pv_listener_close(l);
+	if (err < 0)
+		qb_log(LOG_ERR, "accept on %s: %s", url, strerror(-err));
+	return err;
+}
+
+static int serve(struct pv_chan *ch, int sfd)
+{
+	struct replica *r;
+	int err;
+
+	err = replica_create(&blk_raw_ops, NULL, ch, &r);
+	if (err) {
+		qb_log(LOG_ERR, "replica: %s", strerror(-err));
+		return err;
+	}
+	qb_log(LOG_INFO, "serving %s (build %s)", ch->peer, pv_build_id());
+	err = replica_run(r, sfd);
+	if (err)
+		qb_log(LOG_ERR, "stopping: %s", strerror(-err));
+	else
+		qb_log(LOG_INFO, "router gone or asked to stop: exiting");
+	replica_log_stats(r);
+	replica_destroy(r);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct blkdrv_opts o = { 0 };
+	struct pv_chan *ch = NULL;
+	int sfd, err;
+
+	if (parse_args(argc, argv, &o))
+		return EXIT_USAGE;
+	log_setup();
+	sfd = signals_setup();
+	if (sfd < 0) {
+		qb_log(LOG_ERR, "signals: %s", strerror(-sfd));
+		return 1;
+	}
+	if (o.listen) {
+		err = accept_one(o.listen, sfd, &ch);
+	} else {
+		err = pv_chan_connect(o.channel, &ch);
+		if (err)
+			qb_log(LOG_ERR, "channel %s: %s", o.channel,
+			       strerror(-err));
+	}
+	if (!err)
+		err = serve(ch, sfd);
+	close(sfd);
+	qb_log_fini();
+	return err < 0 ? 1 : 0;
+}
