@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The raw block driver, driven through the replica runtime as the VMM's
+ * device switch drives it: Open/Attach, read/write/flush translation,
+ * validation (ranges, lengths, directions, read-only, unknown types),
+ * completion aggregation and the table of requests in flight.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/virtio_blk.h>
+
+#include "blk.h"
+#include "cunit_main.h"
+
+#define IMAGE_SIZE	1000000ULL		/* not a sector multiple */
+#define VSIZE		(IMAGE_SIZE & ~511ULL)
+
+static struct pv_chan *rt;
+static struct replica *r;
+static uint64_t next_seq;
+static uint8_t buf[PV_MSG_MAX];
+
+static void put(Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, buf, sizeof(buf));
+
+	CU_ASSERT_FATAL(len > 0);
+	CU_ASSERT_FATAL(pv_chan_send(rt, buf, len) == 0);
+	CU_ASSERT_FATAL(replica_step(r) == 0);
+}
+
+/* The next message that is not an Ack, or NULL. */
+static Pv__Envelope *next_msg(void)
+{
+	Pv__Envelope *env;
+	const char *why;
+	ssize_t len;
+
+	for (;;) {
+		len = pv_chan_recv(rt, buf, sizeof(buf));
+		if (len <= 0)
+			return NULL;
+		env = pv_msg_decode(buf, len, &why);
+		CU_ASSERT_FATAL(env != NULL);
+		if (env->msg_case != PV__ENVELOPE__MSG_ACK)
+			return env;
+		pv_msg_free(env);
+	}
+}
+
+static Pv__Envelope *expect(Pv__Envelope__MsgCase type)
+{
+	Pv__Envelope *env = next_msg();
+
+	CU_ASSERT_FATAL(env != NULL);
+	CU_ASSERT_FATAL(env->msg_case == type);
+	return env;
+}
+
+static void open_disk(const char *format, bool ro)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Open o = PV__OPEN__INIT;
+
+	o.seq = ++next_seq;
+	o.disk_id = "vda";
+	o.format = (char *)format;
+	o.image_size = IMAGE_SIZE;
+	o.read_only = ro;
+	env.msg_case = PV__ENVELOPE__MSG_OPEN;
+	env.open = &o;
+	put(&env);
+}
+
+static void setup_disk(bool open, bool ro)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__Hello h = PV__HELLO__INIT;
+	struct pv_chan *ch;
+	char url[32];
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(&rt, &fd) == 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_FATAL(pv_chan_connect(url, &ch) == 0);
+	CU_ASSERT_FATAL(replica_create(&blk_raw_ops, NULL, ch, &r) == 0);
+	h.protocol = PV_PROTOCOL_VERSION;
+	h.generation = 3;
+	h.active = true;
+	h.build = (char *)pv_build_id();
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &h;
+	put(&env);
+	next_seq = 0;
+	if (!open)
+		return;
+	open_disk("raw", ro);
+	e = expect(PV__ENVELOPE__MSG_ATTACH);
+	pv_msg_free(e);
+}
+
+static void teardown_disk(void)
+{
+	CU_ASSERT(next_msg() == NULL);
+	replica_destroy(r);
+	pv_chan_close(rt);
+}
+
+static struct blk_state *state(void)
+{
+	return replica_state(r);
+}
+
+/* Send an IoRequest; returns its seq. */
+static uint64_t request(uint32_t type, uint64_t sector, size_t n_out,
+			size_t n_in, uint32_t seg_len)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__IoRequest io = PV__IO_REQUEST__INIT;
+	Pv__Segment segs[4], *out[4], *in[4];
+
+	for (int i = 0; i < 4; i++) {
+		pv__segment__init(&segs[i]);
+		segs[i].gpa = 0x100000 + i * 0x10000;
+		segs[i].len = seg_len;
+		out[i] = in[i] = &segs[i];
+	}
+	io.seq = ++next_seq;
+	io.type = type;
+	io.sector = sector;
+	io.n_out = n_out;
+	io.out = out;
+	io.n_in = n_in;
+	io.in = in;
+	env.msg_case = PV__ENVELOPE__MSG_IO_REQUEST;
+	env.io_request = &io;
+	put(&env);
+	return io.seq;
+}
+
+static void completion(const Pv__OutputId *cmd, int32_t status)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__DeviceCompletion dc = PV__DEVICE_COMPLETION__INIT;
+
+	dc.seq = ++next_seq;
+	dc.command = (Pv__OutputId *)cmd;
+	dc.status = status;
+	env.msg_case = PV__ENVELOPE__MSG_DEVICE_COMPLETION;
+	env.device_completion = &dc;
+	put(&env);
+}
+
+static void expect_guest(uint64_t req, uint32_t status, uint32_t written)
+{
+	Pv__Envelope *e = expect(PV__ENVELOPE__MSG_GUEST_COMPLETION);
+
+	CU_ASSERT_EQUAL(e->guest_completion->request_seq, req);
+	CU_ASSERT_EQUAL(e->guest_completion->status, status);
+	CU_ASSERT_EQUAL(e->guest_completion->written, written);
+	CU_ASSERT_EQUAL(e->guest_completion->generation, 3);
+	pv_msg_free(e);
+}
+
+static void expect_error(int code)
+{
+	Pv__Envelope *e = expect(PV__ENVELOPE__MSG_ERROR);
+
+	CU_ASSERT_EQUAL(e->error->code, code);
+	pv_msg_free(e);
+}
+
+static void test_open(void)
+{
+	Pv__Envelope *e;
+
+	setup_disk(false, false);
+	open_disk("raw", false);
+	e = expect(PV__ENVELOPE__MSG_ATTACH);
+	CU_ASSERT_STRING_EQUAL(e->attach->format, "raw");
+	CU_ASSERT_EQUAL(e->attach->virtual_size, VSIZE);
+	CU_ASSERT_EQUAL(e->attach->layout_version, BLK_LAYOUT_VERSION);
+	CU_ASSERT_STRING_EQUAL(e->attach->build, pv_build_id());
+	CU_ASSERT_EQUAL(e->attach->id->seq, 1);
+	CU_ASSERT_EQUAL(e->attach->generation, 3);
+	pv_msg_free(e);
+	open_disk("raw", false);
+	expect_error(-EALREADY);
+	teardown_disk();
+
+	setup_disk(false, false);
+	open_disk("qcow2", false);
+	expect_error(-EPROTONOSUPPORT);
+	/* a request before a successful Open */
+	expect_guest(request(VIRTIO_BLK_T_IN, 0, 0, 1, 512),
+		     VIRTIO_BLK_S_IOERR, 0);
+	teardown_disk();
+}
+
+static void test_read(void)
+{
+	Pv__Envelope *e;
+	Pv__DeviceCommand *c;
+	uint64_t seq;
+
+	setup_disk(true, false);
+	seq = request(VIRTIO_BLK_T_IN, 8, 0, 3, 4096);
+	e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	c = e->device_command;
+	CU_ASSERT_EQUAL(c->op, PV__COMMAND_OP__CMD_READ_TO_GUEST);
+	CU_ASSERT_EQUAL(c->offset, 8 * 512);
+	CU_ASSERT_EQUAL(c->length, 3 * 4096);
+	CU_ASSERT_EQUAL(c->request_seq, seq);
+	CU_ASSERT_EQUAL(c->id->seq, seq);
+	CU_ASSERT_EQUAL(c->id->index, 0);
+	CU_ASSERT_EQUAL(c->generation, 3);
+	CU_ASSERT_FATAL(c->n_segments == 3);
+	CU_ASSERT_EQUAL(c->segments[2]->gpa, 0x120000);
+	CU_ASSERT_EQUAL(c->segments[2]->len, 4096);
+	CU_ASSERT(state()->inflight == 1);
+	completion(c->id, 0);
+	expect_guest(seq, VIRTIO_BLK_S_OK, 3 * 4096);
+	CU_ASSERT(state()->inflight == 0);
+	CU_ASSERT(state()->stats.reads == 1);
+	/* the same completion again: no command in flight */
+	completion(c->id, 0);
+	expect_error(-ENOENT);
+	CU_ASSERT(state()->stats.unknown_completions == 1);
+	pv_msg_free(e);
+	teardown_disk();
+}
+
+static void test_write_flush(void)
+{
+	Pv__Envelope *e, *f;
+	uint64_t w, fl;
+
+	setup_disk(true, false);
+	w = request(VIRTIO_BLK_T_OUT, 0, 2, 0, 512);
+	e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	CU_ASSERT_EQUAL(e->device_command->op,
+			PV__COMMAND_OP__CMD_WRITE_FROM_GUEST);
+	CU_ASSERT_EQUAL(e->device_command->length, 1024);
+	CU_ASSERT_EQUAL(e->device_command->n_segments, 2);
+	fl = request(VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0);
+	f = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	CU_ASSERT_EQUAL(f->device_command->op, PV__COMMAND_OP__CMD_FLUSH);
+	CU_ASSERT_EQUAL(f->device_command->request_seq, fl);
+	CU_ASSERT(state()->inflight == 2);
+	/* completions in any order; a failed command fails its request */
+	completion(f->device_command->id, -EIO);
+	expect_guest(fl, VIRTIO_BLK_S_IOERR, 0);
+	completion(e->device_command->id, 0);
+	expect_guest(w, VIRTIO_BLK_S_OK, 0);
+	CU_ASSERT(state()->stats.failed_commands == 1);
+	CU_ASSERT(state()->stats.writes == 1 && state()->stats.flushes == 1);
+	pv_msg_free(e);
+	pv_msg_free(f);
+	teardown_disk();
+}
+
+static void test_ranges(void)
+{
+	uint64_t last = VSIZE / 512 - 1, seq;
+	Pv__Envelope *e;
+
+	setup_disk(true, false);
+	/* the last sector is inside, one past it is not */
+	request(VIRTIO_BLK_T_IN, last, 0, 1, 512);
+	e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	CU_ASSERT_EQUAL(e->device_command->offset, last * 512);
+	pv_msg_free(e);
+	seq = request(VIRTIO_BLK_T_IN, last, 0, 2, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	seq = request(VIRTIO_BLK_T_OUT, last + 1, 1, 0, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	/* sector * 512 overflows */
+	seq = request(VIRTIO_BLK_T_IN, UINT64_MAX / 512 + 1, 0, 1, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	seq = request(VIRTIO_BLK_T_IN, UINT64_MAX / 4096, 0, 1, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	/* not a sector multiple */
+	seq = request(VIRTIO_BLK_T_IN, 0, 0, 1, 100);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	/* wrong direction, missing data */
+	seq = request(VIRTIO_BLK_T_IN, 0, 1, 0, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	seq = request(VIRTIO_BLK_T_IN, 0, 1, 1, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	seq = request(VIRTIO_BLK_T_OUT, 0, 0, 1, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	seq = request(VIRTIO_BLK_T_OUT, 0, 0, 0, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	CU_ASSERT(state()->stats.bad_requests == 9);
+	CU_ASSERT(state()->inflight == 1);
+	teardown_disk();
+}
+
+static void test_read_only(void)
+{
+	Pv__Envelope *e;
+	uint64_t seq;
+
+	setup_disk(true, true);
+	seq = request(VIRTIO_BLK_T_OUT, 0, 1, 0, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	CU_ASSERT(state()->stats.read_only == 1);
+	request(VIRTIO_BLK_T_IN, 0, 0, 1, 512);
+	e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	pv_msg_free(e);
+	teardown_disk();
+}
+
+static void test_unsupported(void)
+{
+	static const uint32_t types[] = {
+		VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD,
+		VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_T_SCSI_CMD, 3, 12345,
+	};
+
+	setup_disk(true, false);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		expect_guest(request(types[i], 0, 0, 1, 512),
+			     VIRTIO_BLK_S_UNSUPP, 0);
+	CU_ASSERT(state()->stats.unsupported == 6);
+	CU_ASSERT(state()->inflight == 0);
+	teardown_disk();
+}
+
+static void test_table_full(void)
+{
+	static Pv__OutputId first;
+	Pv__Envelope *e;
+	uint64_t seq;
+
+	setup_disk(true, false);
+	for (int i = 0; i < BLK_INFLIGHT_MAX; i++) {
+		request(VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0);
+		e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+		if (!i)
+			first = *e->device_command->id;
+		pv_msg_free(e);
+	}
+	CU_ASSERT(state()->inflight == BLK_INFLIGHT_MAX);
+	seq = request(VIRTIO_BLK_T_IN, 0, 0, 1, 512);
+	expect_guest(seq, VIRTIO_BLK_S_IOERR, 0);
+	CU_ASSERT(state()->stats.table_full == 1);
+	completion(&first, 0);
+	expect_guest(first.seq, VIRTIO_BLK_S_OK, 0);
+	request(VIRTIO_BLK_T_IN, 0, 0, 1, 512);
+	e = expect(PV__ENVELOPE__MSG_DEVICE_COMMAND);
+	pv_msg_free(e);
+	CU_ASSERT(state()->inflight == BLK_INFLIGHT_MAX);
+	teardown_disk();
+}
+
+static CU_TestInfo tests[] = {
+	{ "Open attaches raw, once", test_open },
+	{ "a read becomes one READ_TO_GUEST, then OK", test_read },
+	{ "write and flush; a failed command fails", test_write_flush },
+	{ "ranges, lengths and directions: IOERR", test_ranges },
+	{ "writes to a read-only disk: IOERR", test_read_only },
+	{ "other request types: UNSUPP", test_unsupported },
+	{ "a full table of requests in flight: IOERR", test_table_full },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "blk_raw", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
