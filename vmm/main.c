@@ -18,6 +18,7 @@
 #include "bzimage.h"
 #include "mptable.h"
 #include "vcpu.h"
+#include "virtio_blk.h"
 #include "vm.h"
 
 #define KERNEL_MAX_SIZE	(256ULL << 20)
@@ -38,6 +39,14 @@ static const char vmm_usage[] =
 "  -a, --cmdline STRING  kernel command line\n"
 "      --stats           at exit, log counters, the boot timeline\n"
 "                        (CLOCK_MONOTONIC ns) and memory use beyond guest RAM\n"
+"      --disk FILE[,format=raw][,readonly=on][,driver=inline]\n"
+"                        a virtio-blk disk (repeatable, up to 8), served by a\n"
+"                        pairvisor-blkdrv driver process; the VMM alone opens\n"
+"                        FILE, locked as QEMU does. readonly=on: the guest\n"
+"                        sees a read-only disk (needed for read-only files).\n"
+"                        driver=inline: no driver process, the VMM does the\n"
+"                        I/O itself (for measuring the cost of the split;\n"
+"                        no driver replica)\n"
 "      --console FILE    write the serial console (COM1) to FILE instead of\n"
 "                        standard output; input is read from standard input\n"
 "                        when it is a terminal or a pipe\n"
@@ -89,8 +98,10 @@ static int parse_vcpus(const char *s, int *out)
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "pairvisor-vmm: ");
-	fprintf(stderr, fmt, arg);
+	if (*arg || strcmp(fmt, "%s")) {
+		fprintf(stderr, "pairvisor-vmm: ");
+		fprintf(stderr, fmt, arg);
+	}
 	fprintf(stderr, "\nTry 'pairvisor-vmm --help'.\n");
 	return -EINVAL;
 }
@@ -104,6 +115,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "disk", required_argument, NULL, 'D' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -129,6 +141,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'a': cfg->cmdline = optarg; break;
 		case 'C': cfg->console = optarg; break;
 		case 'S': cfg->stats = true; break;
+		case 'D': {
+			const char *why;
+
+			if (virtio_blk_parse_disk(optarg, cfg, &why)) {
+				fprintf(stderr, "pairvisor-vmm: --disk '%s': %s",
+					optarg, why);
+				return usage_error("%s", "");
+			}
+			break;
+		}
 		case 'h':
 			fputs(vmm_usage, stdout);
 			exit(0);

@@ -24,6 +24,17 @@ struct vm;
 struct vcpu;
 struct pci_host;
 
+#define VM_MAX_DISKS	8
+
+/* One --disk FILE[,format=raw][,readonly=on][,driver=inline]. */
+struct vm_disk_config {
+	const char *path;
+	const char *format;	/* "raw" */
+	bool readonly;
+	bool inline_io;		/* driver=inline: the VMM does raw I/O itself,
+				 * no driver process (benchmark baseline) */
+};
+
 struct vm_config {
 	uint64_t mem_size;
 	int nr_vcpus;
@@ -33,6 +44,8 @@ struct vm_config {
 	const char *console;	/* NULL: stdout */
 	bool no_vcpus;		/* device model only (harness) */
 	bool stats;		/* print counters and boot times at exit */
+	int nr_disks;
+	struct vm_disk_config disks[VM_MAX_DISKS];
 };
 
 /*

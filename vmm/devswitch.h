@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The device switch of one disk (DESIGN.md section 4): the router between
+ * the virtio-blk frontend and the disk's driver replicas.
+ *
+ * It spawns the driver (pairvisor-blkdrv next to this executable, on fd 3),
+ * sends it the guest's requests as sequenced IoRequests, validates and
+ * executes the DeviceCommands it answers with on the image (the driver
+ * never touches the image or guest RAM), feeds back DeviceCompletions and
+ * delivers GuestCompletions to the frontend. Every output is checked
+ * against the role table (active replica, generation) and executed at
+ * most once. A driver that dies fails its in-flight requests with
+ * VIRTIO_BLK_S_IOERR and every later one; the VMM keeps running.
+ *
+ * driver=inline: no driver process, the switch does raw I/O itself (the
+ * benchmark's baseline, the cost of the split; no replica).
+ *
+ * Everything runs with vm->lock held, in the main loop thread.
+ */
+#ifndef PV_DEVSWITCH_H
+#define PV_DEVSWITCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct vm;
+struct vm_disk_config;
+struct image;
+struct blk_req;
+struct virtio_blk;
+struct devswitch;
+struct pv_chan;
+
+#define DS_ATTACH_TIMEOUT_MS	10000
+#define DS_PING_INTERVAL_MS	1000
+#define DS_PONG_TIMEOUT_MS	10000
+#define DS_DRIVER_NAME		"pairvisor-blkdrv"
+
+struct devswitch_stats {
+	uint64_t inputs;		/* sequenced inputs sent */
+	uint64_t io_requests;
+	uint64_t commands;		/* DeviceCommands received */
+	uint64_t executed;		/* ... executed on the image */
+	uint64_t exec_errors;		/* ... that failed (status < 0) */
+	uint64_t rejected;		/* ... refused by validation */
+	uint64_t cancelled;		/* ... for aborted requests, skipped */
+	uint64_t completions;		/* GuestCompletions delivered */
+	uint64_t completions_rejected;
+	uint64_t stale_generation;	/* outputs of another generation */
+	uint64_t duplicates;		/* output ids already executed */
+	uint64_t malformed;		/* undecodable driver messages */
+	uint64_t proto_errors;		/* unexpected messages */
+	uint64_t errors_sent, errors_received;
+	uint64_t acks_sent, acks_received, pings, pongs;
+	uint64_t failed_dead;		/* requests failed: no driver */
+	uint64_t driver_deaths;
+	uint64_t applied_seq;		/* driver's last acked input */
+};
+
+/*
+ * Start the switch for disk @index (config @dc, opened image @img, owner
+ * @blk): spawn the driver and wait for its Attach, or set up inline I/O.
+ * -errno with the reason logged on failure.
+ */
+int devswitch_create(struct vm *vm, const struct vm_disk_config *dc,
+		     struct image *img, int index, struct virtio_blk *blk,
+		     struct devswitch **out);
+/* Same, with an already connected channel to a driver (tests): @pid may be 0. */
+int devswitch_create_chan(struct vm *vm, const struct vm_disk_config *dc,
+			  struct image *img, int index, struct virtio_blk *blk,
+			  struct pv_chan *ch, pid_t pid, struct devswitch **out);
+void devswitch_destroy(struct devswitch *sw);
+
+/* Bytes the guest sees (the driver's Attach, or the image for inline). */
+uint64_t devswitch_capacity(const struct devswitch *sw);
+
+/* A parsed guest request; always answered through blk_complete(). */
+void devswitch_submit(struct devswitch *sw, const struct blk_req *r);
+/* Device reset: forget in-flight requests (their outputs are dropped). */
+void devswitch_cancel_all(struct devswitch *sw);
+/* Handle every message waiting from the driver (the loop calls this). */
+void devswitch_poll(struct devswitch *sw);
+
+const struct devswitch_stats *devswitch_stats(const struct devswitch *sw);
+void devswitch_stats_print(const struct devswitch *sw);
+/* Driver process id, 0 when none (inline, or dead). */
+pid_t devswitch_driver_pid(const struct devswitch *sw);
+/* Role-table generation. */
+uint32_t devswitch_generation(const struct devswitch *sw);
+
+#endif

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Host-side harness (see harness.h). The harness brings the device's
+ * queue up itself (negotiated features, ring addresses, DRIVER_OK) rather
+ * than through PCI config cycles, asks for no interrupts
+ * (VRING_AVAIL_F_NO_INTERRUPT) and calls the device's queue_notify under
+ * vm->lock, as a trapped or ioeventfd notification would.
+ *
+ * Guest RAM layout, per disk d: rings at 1 MiB + d * 64 KiB (descriptor
+ * table, avail, used, request headers, status bytes); data buffers of
+ * slot s at 16 MiB + d * 16 MiB + s * 256 KiB. Slot s uses descriptors
+ * 3s (header), 3s + 1 (data), 3s + 2 (status).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <qb/qblog.h>
+
+#include "harness.h"
+#include "virtio_blk.h"
+#include "virtio_pci.h"
+
+#define H_RING_BASE	0x100000ULL
+#define H_RING_AREA	0x10000ULL
+#define H_DESC_OFF	0x0000
+#define H_AVAIL_OFF	0x1000
+#define H_USED_OFF	0x2000
+#define H_HDR_OFF	0x4000
+#define H_STATUS_OFF	0x5000
+#define H_DATA_BASE	0x1000000ULL
+#define H_DATA_AREA	((uint64_t)HARNESS_SLOTS * HARNESS_MAX_IO)
+#define H_QSIZE		BLK_QUEUE_SIZE
+
+struct h_disk {
+	struct virtio_blk *blk;
+	struct virtio_dev *vdev;
+	uint64_t ring;		/* guest-physical base of the ring area */
+	uint16_t avail_idx;
+	uint16_t used_seen;
+	uint8_t busy[HARNESS_SLOTS];
+};
+
+struct harness {
+	struct vm_config cfg;
+	struct vm vm;
+	pthread_t loop_thread;
+	bool loop_running;
+	int nr_disks;
+	struct h_disk disk[VM_MAX_DISKS];
+};
+
+static void *h_gp(struct harness *h, uint64_t gpa, uint64_t len)
+{
+	return guest_ptr(&h->vm.mem, gpa, len);
+}
+
+static int32_t h_on_stop(int32_t fd, int32_t revents, void *data)
+{
+	struct harness *h = data;
+	uint64_t v;
+
+	(void)revents;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return 0;
+	if (vm_stopping(&h->vm))
+		qb_loop_stop(h->vm.loop);
+	return 0;
+}
+
+static void *h_loop(void *arg)
+{
+	struct harness *h = arg;
+
+	qb_loop_run(h->vm.loop);
+	return NULL;
+}
+
+/* What a guest driver does: accept the features, set up queue 0. */
+static int h_queue_up(struct harness *h, int d)
+{
+	struct h_disk *hd = &h->disk[d];
+	struct virtio_dev *vdev = hd->vdev;
+	struct vring_avail *avail;
+	int err;
+
+	hd->ring = H_RING_BASE + d * H_RING_AREA;
+	memset(h_gp(h, hd->ring, H_RING_AREA), 0, H_RING_AREA);
+	pthread_mutex_lock(&h->vm.lock);
+	vdev->features = vdev->ops->features | (1ULL << VIRTIO_F_VERSION_1);
+	vdev->status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+		       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
+	err = vq_setup(&vdev->vqs[0], &h->vm.mem, H_QSIZE,
+		       hd->ring + H_DESC_OFF, hd->ring + H_AVAIL_OFF,
+		       hd->ring + H_USED_OFF);
+	pthread_mutex_unlock(&h->vm.lock);
+	avail = h_gp(h, hd->ring + H_AVAIL_OFF, sizeof(*avail));
+	avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
+	return err;
+}
+
+static int h_disks_up(struct harness *h)
+{
+	int err;
+
+	for (int d = 0; d < h->cfg.nr_disks; d++) {
+		h->disk[d].blk = virtio_blk_get(&h->vm, d);
+		if (!h->disk[d].blk)
+			return -ENODEV;
+		h->disk[d].vdev = virtio_blk_vdev(h->disk[d].blk);
+		err = h_queue_up(h, d);
+		if (err)
+			return err;
+		h->nr_disks++;
+	}
+	return 0;
+}
+
+int harness_create(const struct vm_config *cfg, struct harness **out)
+{
+	struct harness *h = calloc(1, sizeof(*h));
+	uint64_t need;
+	int err;
+
+	if (!h)
+		return -ENOMEM;
+	h->cfg = *cfg;
+	h->cfg.no_vcpus = true;
+	need = H_DATA_BASE + (cfg->nr_disks + 1) * H_DATA_AREA;
+	if (h->cfg.mem_size < need)
+		h->cfg.mem_size = need;
+	err = vm_create(&h->vm, &h->cfg);
+	if (err) {
+		free(h);
+		return err;
+	}
+	err = vm_devices_init(&h->vm);
+	if (err)
+		goto out_vm;
+	err = h_disks_up(h);
+	if (err)
+		goto out_devs;
+	err = qb_loop_poll_add(h->vm.loop, QB_LOOP_HIGH, h->vm.stop_efd,
+			       POLLIN, h, h_on_stop);
+	if (!err)
+		err = -pthread_create(&h->loop_thread, NULL, h_loop, h);
+	if (err)
+		goto out_devs;
+	h->loop_running = true;
+	*out = h;
+	return 0;
+
+out_devs:
+	vm_devices_exit(&h->vm);
+out_vm:
+	vm_destroy(&h->vm);
+	free(h);
+	return err;
+}
+
+void harness_destroy(struct harness *h)
+{
+	if (h->loop_running) {
+		vm_request_stop(&h->vm, VM_STOP_SIGNAL, 0);
+		pthread_join(h->loop_thread, NULL);
+	}
+	vm_devices_exit(&h->vm);
+	vm_destroy(&h->vm);
+	free(h);
+}
+
+struct vm *harness_vm(struct harness *h)
+{
+	return &h->vm;
+}
+
+uint64_t harness_capacity(struct harness *h, int disk)
+{
+	if (disk < 0 || disk >= h->nr_disks)
+		return 0;
+	return virtio_blk_capacity(h->disk[disk].blk);
+}
+
+static uint64_t h_data_gpa(int disk, int slot)
+{
+	return H_DATA_BASE + disk * H_DATA_AREA +
+	       (uint64_t)slot * HARNESS_MAX_IO;
+}
+
+void *harness_buf(struct harness *h, int disk, int slot)
+{
+	if (disk < 0 || disk >= h->nr_disks || slot < 0 ||
+	    slot >= HARNESS_SLOTS)
+		return NULL;
+	return h_gp(h, h_data_gpa(disk, slot), HARNESS_MAX_IO);
+}
+
+static void h_desc(struct vring_desc *d, uint64_t gpa, uint32_t len,
+		   uint16_t flags, uint16_t next)
+{
+	d->addr = htole64(gpa);
+	d->len = htole32(len);
+	d->flags = htole16(flags);
+	d->next = htole16(next);
+}
+
+/* Descriptors of @slot: header, optional data, status. */
+static uint16_t h_chain(struct harness *h, struct h_disk *hd, int disk,
+			int slot, uint32_t type, uint64_t sector, uint32_t len)
+{
+	struct vring_desc *desc = h_gp(h, hd->ring + H_DESC_OFF,
+				       H_QSIZE * sizeof(*desc));
+	struct virtio_blk_outhdr *hdr;
+	uint64_t hdr_gpa = hd->ring + H_HDR_OFF + slot * sizeof(*hdr);
+	uint64_t st_gpa = hd->ring + H_STATUS_OFF + slot;
+	uint16_t head = 3 * slot, wr = type == VIRTIO_BLK_T_OUT ? 0 :
+					VRING_DESC_F_WRITE;
+
+	hdr = h_gp(h, hdr_gpa, sizeof(*hdr));
+	hdr->type = htole32(type);
+	hdr->ioprio = 0;
+	hdr->sector = htole64(sector);
+	*(uint8_t *)h_gp(h, st_gpa, 1) = 0xff;
+	if (!len) {
+		h_desc(&desc[head], hdr_gpa, sizeof(*hdr), VRING_DESC_F_NEXT,
+		       head + 2);
+	} else {
+		h_desc(&desc[head], hdr_gpa, sizeof(*hdr), VRING_DESC_F_NEXT,
+		       head + 1);
+		h_desc(&desc[head + 1], h_data_gpa(disk, slot), len,
+		       VRING_DESC_F_NEXT | wr, head + 2);
+	}
+	h_desc(&desc[head + 2], st_gpa, 1, VRING_DESC_F_WRITE, 0);
+	return head;
+}
+
+int harness_submit(struct harness *h, int disk, int slot, uint32_t type,
+		   uint64_t sector, uint32_t len)
+{
+	struct h_disk *hd;
+	struct vring_avail *avail;
+	uint16_t head;
+
+	if (disk < 0 || disk >= h->nr_disks || slot < 0 ||
+	    slot >= HARNESS_SLOTS || len > HARNESS_MAX_IO)
+		return -EINVAL;
+	hd = &h->disk[disk];
+	if (hd->busy[slot])
+		return -EBUSY;
+	hd->busy[slot] = 1;
+	head = h_chain(h, hd, disk, slot, type, sector, len);
+	avail = h_gp(h, hd->ring + H_AVAIL_OFF, 4 + 2 * H_QSIZE);
+	avail->ring[hd->avail_idx % H_QSIZE] = htole16(head);
+	hd->avail_idx++;
+	__atomic_store_n(&avail->idx, htole16(hd->avail_idx),
+			 __ATOMIC_RELEASE);
+	pthread_mutex_lock(&h->vm.lock);
+	hd->vdev->ops->queue_notify(hd->vdev, 0);
+	pthread_mutex_unlock(&h->vm.lock);
+	return 0;
+}
+
+static bool h_reap(struct harness *h, struct h_disk *hd,
+		   struct harness_done *done)
+{
+	struct vring_used *used = h_gp(h, hd->ring + H_USED_OFF,
+				       4 + 8 * H_QSIZE);
+	uint16_t idx = le16toh(__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE));
+	struct vring_used_elem *e;
+	uint32_t id;
+
+	if (idx == hd->used_seen)
+		return false;
+	e = &used->ring[hd->used_seen % H_QSIZE];
+	hd->used_seen++;
+	id = le32toh(e->id);
+	done->slot = id / 3;
+	done->used_len = le32toh(e->len);
+	done->status = 0xff;
+	if (id % 3 || done->slot >= HARNESS_SLOTS)
+		return true;	/* not ours: reported with status 0xff */
+	done->status = *(uint8_t *)h_gp(h, hd->ring + H_STATUS_OFF +
+					done->slot, 1);
+	hd->busy[done->slot] = 0;
+	return true;
+}
+
+int harness_wait(struct harness *h, int disk, struct harness_done *done,
+		 int timeout_ms)
+{
+	uint64_t deadline = vm_clock_ns() + timeout_ms * 1000000ULL;
+	struct h_disk *hd;
+
+	if (disk < 0 || disk >= h->nr_disks)
+		return -EINVAL;
+	hd = &h->disk[disk];
+	for (unsigned int spins = 0;; spins++) {
+		if (h_reap(h, hd, done))
+			return 0;
+		if (!(spins % 64) && vm_clock_ns() > deadline)
+			return -ETIMEDOUT;
+		sched_yield();
+	}
+}

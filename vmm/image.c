@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Disk images for the VMM: open with QEMU-compatible locks, and the byte
+ * movers the device switch executes DeviceCommands with.
+ *
+ * Locking as QEMU's file-posix does it (see image.h): OFD locks, so they
+ * belong to our open file description and go away with it, never with
+ * some other close() in the process. A writable disk holds CONSISTENT_READ
+ * and WRITE and shares CONSISTENT_READ and WRITE_UNCHANGED, like a QEMU
+ * guest device; a readonly=on disk holds CONSISTENT_READ and shares all
+ * but WRITE and RESIZE, like a read-only qemu-img.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+#include "image.h"
+
+#define IMAGE_ZERO_CHUNK	(64 * 1024)
+
+static const char *const image_perm_held[IMAGE_PERM_NR] = {
+	"locked by another process, which does not share consistent read",
+	"locked by another process, which does not share write (it or we write)",
+	"locked by another process, which does not share write unchanged",
+	"locked by another process, which does not share resize",
+};
+
+static const char *const image_perm_refused[IMAGE_PERM_NR] = {
+	"locked by another process, which holds consistent read",
+	"locked by another process, which holds write (it writes the image)",
+	"locked by another process, which holds write unchanged",
+	"locked by another process, which holds resize",
+};
+
+static int image_lock_byte(int fd, off_t byte)
+{
+	struct flock fl = {
+		.l_type = F_RDLCK,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 1 when another open file description holds a lock on @byte. */
+static int image_byte_locked(int fd, off_t byte)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
+static int image_lock_apply(struct image *img)
+{
+	for (int i = 0; i < IMAGE_PERM_NR; i++) {
+		int err = 0;
+
+		if (img->perm & (1u << i))
+			err = image_lock_byte(img->fd, IMAGE_LOCK_PERM_BASE + i);
+		if (!err && !(img->shared & (1u << i)))
+			err = image_lock_byte(img->fd,
+					      IMAGE_LOCK_SHARED_BASE + i);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int image_lock_check(struct image *img, const char **why)
+{
+	for (int i = 0; i < IMAGE_PERM_NR; i++) {
+		int ret = 0;
+
+		if (img->perm & (1u << i)) {
+			ret = image_byte_locked(img->fd,
+						IMAGE_LOCK_SHARED_BASE + i);
+			if (ret > 0)
+				*why = image_perm_held[i];
+		}
+		if (!ret && !(img->shared & (1u << i))) {
+			ret = image_byte_locked(img->fd,
+						IMAGE_LOCK_PERM_BASE + i);
+			if (ret > 0)
+				*why = image_perm_refused[i];
+		}
+		if (ret)
+			return ret > 0 ? -EBUSY : ret;
+	}
+	return 0;
+}
+
+/* Take our bytes first, then look for conflicts, as QEMU does: of two
+ * racing openers at least one sees the other. */
+static int image_lock(struct image *img, const char **why)
+{
+	int err = image_lock_apply(img);
+
+	if (err == -EAGAIN || err == -EACCES) {
+		*why = "locked by another process";
+		return -EBUSY;
+	}
+	if (err == -ENOLCK || err == -EOPNOTSUPP || err == -EINVAL) {
+		qb_log(LOG_WARNING, "disk %s: file system without OFD locks (%s): not locked",
+		       img->path, strerror(-err));
+		return 0;
+	}
+	if (err) {
+		*why = "cannot lock";
+		return err;
+	}
+	return image_lock_check(img, why);
+}
+
+static int image_open_fd(struct image *img, const char **why)
+{
+	img->fd = open(img->path, (img->readonly ? O_RDONLY : O_RDWR) |
+		       O_CLOEXEC | O_NOCTTY);
+	if (img->fd >= 0)
+		return 0;
+	switch (errno) {
+	case ENOENT:
+		*why = "no such file";
+		return -ENOENT;
+	case EISDIR:
+		*why = "is a directory";
+		return -EISDIR;
+	case EROFS:
+	case EACCES:
+	case EPERM:
+		if (!img->readonly && !access(img->path, R_OK)) {
+			*why = "the file is read-only: use readonly=on";
+			return -EROFS;
+		}
+		*why = "permission denied";
+		return -EACCES;
+	default:
+		*why = "cannot open";
+		return -errno;
+	}
+}
+
+static int image_size(struct image *img, const char **why)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (fstat(img->fd, &st) < 0) {
+		*why = "cannot stat";
+		return -errno;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		*why = "is a directory";
+		return -EISDIR;
+	}
+	if (S_ISREG(st.st_mode)) {
+		img->size = st.st_size;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode) && !ioctl(img->fd, BLKGETSIZE64, &size)) {
+		img->size = size;
+		return 0;
+	}
+	*why = "not a regular file or block device";
+	return -EINVAL;
+}
+
+int image_open(struct image *img, const char *path, bool readonly,
+	       const char **why)
+{
+	int err;
+
+	*img = (struct image) {
+		.fd = -1,
+		.path = path,
+		.readonly = readonly,
+		.perm = IMAGE_PERM_CONSISTENT_READ,
+		.shared = IMAGE_PERM_ALL & ~(IMAGE_PERM_WRITE |
+					     IMAGE_PERM_RESIZE),
+	};
+	if (!readonly) {
+		img->perm |= IMAGE_PERM_WRITE;
+		img->shared = IMAGE_PERM_CONSISTENT_READ |
+			      IMAGE_PERM_WRITE_UNCHANGED;
+	}
+	err = image_open_fd(img, why);
+	if (!err)
+		err = image_size(img, why);
+	if (!err)
+		err = image_lock(img, why);
+	if (err)
+		image_close(img);
+	return err;
+}
+
+void image_close(struct image *img)
+{
+	if (img->fd >= 0)
+		close(img->fd);		/* drops the OFD locks */
+	img->fd = -1;
+}
+
+bool image_range_ok(const struct image *img, uint64_t off, uint64_t len)
+{
+	return off <= img->size && len <= img->size - off;
+}
+
+int image_read(struct image *img, uint64_t off, void *buf, uint64_t len)
+{
+	uint8_t *p = buf;
+
+	if (!image_range_ok(img, off, len))
+		return -ERANGE;
+	while (len) {
+		ssize_t n = pread(img->fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;	/* truncated behind our back */
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int image_write(struct image *img, uint64_t off, const void *buf,
+		uint64_t len)
+{
+	const uint8_t *p = buf;
+
+	if (img->readonly)
+		return -EROFS;
+	if (!image_range_ok(img, off, len))
+		return -ERANGE;
+	while (len) {
+		ssize_t n = pwrite(img->fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int image_read_to_guest(struct image *img, const struct guest_mem *mem,
+			uint64_t off, uint64_t gpa, uint32_t len)
+{
+	void *p = guest_ptr(mem, gpa, len ? len : 1);
+
+	if (!p)
+		return -EFAULT;
+	return image_read(img, off, p, len);
+}
+
+int image_write_from_guest(struct image *img, const struct guest_mem *mem,
+			   uint64_t off, uint64_t gpa, uint32_t len)
+{
+	void *p = guest_ptr(mem, gpa, len ? len : 1);
+
+	if (!p)
+		return -EFAULT;
+	return image_write(img, off, p, len);
+}
+
+int image_write_zeroes(struct image *img, uint64_t off, uint64_t len)
+{
+	static const uint8_t zero[IMAGE_ZERO_CHUNK];
+
+	if (img->readonly)
+		return -EROFS;
+	if (!image_range_ok(img, off, len))
+		return -ERANGE;
+	if (len && !fallocate(img->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			      off, len))
+		return 0;
+	while (len) {
+		uint64_t n = len < sizeof(zero) ? len : sizeof(zero);
+		int err = image_write(img, off, zero, n);
+
+		if (err)
+			return err;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int image_flush(struct image *img)
+{
+	if (img->readonly)
+		return 0;
+	return fdatasync(img->fd) < 0 ? -errno : 0;
+}
+
+int image_zero_guest(const struct guest_mem *mem, uint64_t gpa, uint32_t len)
+{
+	void *p = guest_ptr(mem, gpa, len ? len : 1);
+
+	if (!p)
+		return -EFAULT;
+	memset(p, 0, len);
+	return 0;
+}

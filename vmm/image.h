@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A disk image, opened by the VMM: the only process that touches it
+ * (drivers tell the VMM what to do, DESIGN.md section 4).
+ *
+ * Opening takes QEMU-compatible OFD locks, so neither a second
+ * pairvisor-vmm nor a QEMU / qemu-img can write an image we use (and we
+ * cannot open one they write). The byte ranges follow QEMU's
+ * block/file-posix.c: for permission bit i (0 consistent read, 1 write,
+ * 2 write unchanged, 3 resize) byte 100 + i is read-locked while the
+ * permission is held and byte 200 + i while it is not shared. Before that
+ * the opener checks nobody holds 200 + i for a permission it wants nor
+ * 100 + i for one it refuses to share.
+ *
+ * The I/O helpers move bytes between the image and guest RAM; every guest
+ * range goes through guest_ptr(), every image range is checked against
+ * the size of the image. All return 0 or a negative errno.
+ */
+#ifndef PV_IMAGE_H
+#define PV_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memory.h"
+
+/* QEMU's BLK_PERM_* bits and lock byte bases (block/file-posix.c). */
+#define IMAGE_PERM_CONSISTENT_READ	(1u << 0)
+#define IMAGE_PERM_WRITE		(1u << 1)
+#define IMAGE_PERM_WRITE_UNCHANGED	(1u << 2)
+#define IMAGE_PERM_RESIZE		(1u << 3)
+#define IMAGE_PERM_NR			4
+#define IMAGE_PERM_ALL			((1u << IMAGE_PERM_NR) - 1)
+#define IMAGE_LOCK_PERM_BASE		100
+#define IMAGE_LOCK_SHARED_BASE		200
+
+struct image {
+	int fd;
+	const char *path;
+	uint64_t size;		/* bytes, at open */
+	bool readonly;
+	uint32_t perm;		/* held */
+	uint32_t shared;	/* shared with others */
+};
+
+/*
+ * Open @path for the VMM, locked. On failure returns -errno and sets @why
+ * to a sentence for the user: -ENOENT, -EACCES, -EISDIR / -EINVAL (not a
+ * regular file or block device), -EROFS (read-only file, use
+ * readonly=on), -EBUSY (locked by another process).
+ */
+int image_open(struct image *img, const char *path, bool readonly,
+	       const char **why);
+void image_close(struct image *img);
+
+/* [off, off + len) lies inside the image (no wrap-around). */
+bool image_range_ok(const struct image *img, uint64_t off, uint64_t len);
+
+int image_read(struct image *img, uint64_t off, void *buf, uint64_t len);
+int image_write(struct image *img, uint64_t off, const void *buf,
+		uint64_t len);
+/* Image [off, +len) <-> guest RAM [gpa, +len). */
+int image_read_to_guest(struct image *img, const struct guest_mem *mem,
+			uint64_t off, uint64_t gpa, uint32_t len);
+int image_write_from_guest(struct image *img, const struct guest_mem *mem,
+			   uint64_t off, uint64_t gpa, uint32_t len);
+int image_write_zeroes(struct image *img, uint64_t off, uint64_t len);
+int image_flush(struct image *img);
+
+/* Zero-fill guest RAM [gpa, +len). */
+int image_zero_guest(const struct guest_mem *mem, uint64_t gpa, uint32_t len);
+
+#endif

@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-blk frontend (virtio 1.x, 5.2): one device per --disk, one request
+ * queue. Every chain is parsed strictly (blk_parse_chain()) into a struct
+ * blk_req and handed to the disk's device switch, which executes the
+ * driver's commands and calls blk_complete(). GET_ID is answered here.
+ *
+ * Malformed chains: if the chain ends in a device-writable byte we can
+ * reach, it gets VIRTIO_BLK_S_IOERR there; otherwise (status descriptor
+ * missing, outside RAM, looping chain) the device sets DEVICE_NEEDS_RESET.
+ * Both are counted and logged (rate-limited).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <qb/qblog.h>
+
+#include "devswitch.h"
+#include "image.h"
+#include "virtio_blk.h"
+#include "virtio_pci.h"
+#include "vm.h"
+
+#define BLK_LOG_MAX	16	/* bad-chain log lines per disk */
+
+struct blk_slot {
+	uint8_t *status;	/* NULL: head not in flight */
+	uint32_t type;
+	uint64_t len;
+};
+
+struct virtio_blk {
+	struct vm *vm;
+	int index;
+	const struct vm_disk_config *dc;
+	struct virtio_dev *vdev;
+	struct image img;
+	struct devswitch *sw;
+	struct virtio_blk_config cfg;
+	char serial[BLK_ID_BYTES];
+	struct blk_slot slot[BLK_QUEUE_SIZE];
+	struct blk_stats stats;
+	struct vq_chain chain;		/* scratch */
+	struct blk_req req;		/* scratch */
+};
+
+struct blk_set {
+	int n;
+	struct virtio_blk *blk[VM_MAX_DISKS];
+};
+
+/* ---- parsing ---- */
+
+static enum blk_parse blk_bad(const char **why, const char *msg)
+{
+	*why = msg;
+	return BLK_PARSE_IOERR;
+}
+
+static enum blk_parse blk_add_seg(struct blk_req *r, uint64_t gpa,
+				  uint32_t len, bool write, const char **why)
+{
+	struct blk_seg *s;
+
+	if (!len)
+		return blk_bad(why, "empty data descriptor");
+	if (len > BLK_SIZE_MAX)
+		return blk_bad(why, "data descriptor larger than size_max");
+	if (r->nr_out + r->nr_in >= BLK_SEG_MAX)
+		return blk_bad(why, "more data descriptors than seg_max");
+	s = &r->seg[r->nr_out + r->nr_in];
+	s->gpa = gpa;
+	s->len = len;
+	if (write) {
+		r->nr_in++;
+		r->in_len += len;
+	} else {
+		r->nr_out++;
+		r->out_len += len;
+	}
+	return BLK_PARSE_OK;
+}
+
+/* The first BLK_HDR_SIZE device-readable bytes are the header (it may be
+ * split over descriptors or share one with data); returns the index of
+ * the first segment after it. */
+static unsigned int blk_parse_hdr(const struct vq_chain *c, struct blk_req *r,
+				  enum blk_parse *res, const char **why)
+{
+	uint8_t hdr[BLK_HDR_SIZE];
+	uint32_t got = 0, type;
+	uint64_t sector;
+	unsigned int i;
+
+	*res = BLK_PARSE_OK;
+	for (i = 0; i < c->nr && !c->seg[i].write && got < BLK_HDR_SIZE; i++) {
+		const struct vq_seg *s = &c->seg[i];
+		uint32_t n = BLK_HDR_SIZE - got;
+
+		if (n > s->len)
+			n = s->len;
+		memcpy(hdr + got, s->ptr, n);
+		got += n;
+		if (n < s->len)
+			*res = blk_add_seg(r, s->gpa + n, s->len - n, false,
+					   why);
+		if (*res != BLK_PARSE_OK)
+			return i;
+	}
+	if (got < BLK_HDR_SIZE) {
+		*res = blk_bad(why, "request header shorter than 16 bytes");
+		return i;
+	}
+	memcpy(&type, hdr, sizeof(type));
+	memcpy(&sector, hdr + 8, sizeof(sector));
+	r->type = le32toh(type);
+	r->sector = le64toh(sector);
+	return i;
+}
+
+static enum blk_parse blk_check_dir(const struct blk_req *r, const char **why)
+{
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+		if (r->nr_out)
+			return blk_bad(why, "read with device-readable data");
+		if (r->in_len % BLK_SECTOR_SIZE)
+			return blk_bad(why, "read not a multiple of 512 bytes");
+		return BLK_PARSE_OK;
+	case VIRTIO_BLK_T_OUT:
+		if (r->nr_in)
+			return blk_bad(why, "write with device-writable data");
+		if (r->out_len % BLK_SECTOR_SIZE)
+			return blk_bad(why, "write not a multiple of 512 bytes");
+		return BLK_PARSE_OK;
+	case VIRTIO_BLK_T_FLUSH:
+		if (r->nr_out || r->nr_in)
+			return blk_bad(why, "flush with data");
+		return BLK_PARSE_OK;
+	case VIRTIO_BLK_T_GET_ID:
+		if (r->nr_out || !r->nr_in)
+			return blk_bad(why, "get-id without a writable buffer");
+		return BLK_PARSE_OK;
+	default:
+		return BLK_PARSE_OK;	/* the driver answers UNSUPP */
+	}
+}
+
+enum blk_parse blk_parse_chain(const struct vq_chain *c, struct blk_req *r,
+			       const char **why)
+{
+	const struct vq_seg *last;
+	enum blk_parse res;
+	unsigned int i;
+
+	r->head = c->head;
+	r->type = 0;
+	r->sector = 0;
+	r->status = NULL;
+	r->nr_out = r->nr_in = 0;
+	r->out_len = r->in_len = 0;
+	*why = NULL;
+	if (!c->nr || c->nr > VQ_MAX_SEGS) {
+		*why = "empty chain";
+		return BLK_PARSE_RESET;
+	}
+	last = &c->seg[c->nr - 1];
+	if (!last->write || !last->len) {
+		*why = "chain does not end in a device-writable status byte";
+		return BLK_PARSE_RESET;
+	}
+	r->status = (uint8_t *)last->ptr + last->len - 1;
+
+	i = blk_parse_hdr(c, r, &res, why);
+	if (res != BLK_PARSE_OK)
+		return res;
+	for (; i < c->nr; i++) {
+		const struct vq_seg *s = &c->seg[i];
+		uint32_t len = s->len - (i == c->nr - 1);
+
+		if (i == c->nr - 1 && !len)
+			break;		/* the status byte alone */
+		res = blk_add_seg(r, s->gpa, len, s->write, why);
+		if (res != BLK_PARSE_OK)
+			return res;
+	}
+	return blk_check_dir(r, why);
+}
+
+/* ---- requests ---- */
+
+static void blk_log_bad(struct virtio_blk *blk, const char *why)
+{
+	uint64_t n = blk->stats.bad_chains + blk->stats.needs_reset;
+
+	if (n <= BLK_LOG_MAX)
+		qb_log(LOG_WARNING, "virtio-blk%d: bad request: %s%s",
+		       blk->index, why,
+		       n == BLK_LOG_MAX ? " (no more of these logged)" : "");
+}
+
+static void blk_account(struct virtio_blk *blk, const struct blk_slot *s,
+			uint8_t status)
+{
+	switch (status) {
+	case VIRTIO_BLK_S_OK:
+		blk->stats.ok++;
+		if (s->type == VIRTIO_BLK_T_IN)
+			blk->stats.bytes_read += s->len;
+		else if (s->type == VIRTIO_BLK_T_OUT)
+			blk->stats.bytes_written += s->len;
+		break;
+	case VIRTIO_BLK_S_UNSUPP:
+		blk->stats.unsupp++;
+		break;
+	default:
+		blk->stats.ioerr++;
+	}
+}
+
+void blk_complete(struct virtio_blk *blk, uint16_t head, uint8_t status,
+		  uint32_t written)
+{
+	struct virtqueue *vq = &blk->vdev->vqs[0];
+	struct blk_slot *s;
+
+	if (head >= BLK_QUEUE_SIZE || !blk->slot[head].status)
+		return;
+	s = &blk->slot[head];
+	*s->status = status;
+	blk_account(blk, s, status);
+	s->status = NULL;
+	vq_push(vq, head, written + 1);
+	virtio_signal_vq(blk->vdev, 0);
+}
+
+static void blk_get_id(struct virtio_blk *blk, const struct blk_req *r)
+{
+	uint32_t done = 0;
+
+	for (unsigned int i = 0; i < r->nr_in && done < BLK_ID_BYTES; i++) {
+		const struct blk_seg *s = &r->seg[r->nr_out + i];
+		uint32_t n = BLK_ID_BYTES - done;
+		void *p;
+
+		if (n > s->len)
+			n = s->len;
+		p = guest_ptr(&blk->vm->mem, s->gpa, n);
+		if (!p)
+			break;
+		memcpy(p, blk->serial + done, n);
+		done += n;
+	}
+	blk_complete(blk, r->head, VIRTIO_BLK_S_OK, done);
+}
+
+static void blk_count(struct virtio_blk *blk, const struct blk_req *r)
+{
+	blk->stats.requests++;
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN: blk->stats.reads++; break;
+	case VIRTIO_BLK_T_OUT: blk->stats.writes++; break;
+	case VIRTIO_BLK_T_FLUSH: blk->stats.flushes++; break;
+	case VIRTIO_BLK_T_GET_ID: blk->stats.get_ids++; break;
+	default: blk->stats.others++;
+	}
+}
+
+/* Tolerant walk of a chain vq_pop() refused: the last descriptor's final
+ * byte, if it is device-writable and inside RAM; NULL otherwise. */
+static uint8_t *blk_salvage_status(struct virtqueue *vq, uint16_t head)
+{
+	uint16_t idx = head;
+
+	for (uint32_t steps = 0; steps < vq->size && idx < vq->size; steps++) {
+		struct vring_desc d;
+		uint16_t flags;
+		uint8_t *p;
+
+		memcpy(&d, &vq->desc[idx], sizeof(d));
+		flags = le16toh(d.flags);
+		if (flags & VRING_DESC_F_INDIRECT)
+			return NULL;
+		if (flags & VRING_DESC_F_NEXT) {
+			idx = le16toh(d.next);
+			continue;
+		}
+		if (!(flags & VRING_DESC_F_WRITE) || !le32toh(d.len))
+			return NULL;
+		p = guest_ptr(vq->mem, le64toh(d.addr), le32toh(d.len));
+		return p ? p + le32toh(d.len) - 1 : NULL;
+	}
+	return NULL;
+}
+
+/* Returns false when the queue must not be used any more. */
+static bool blk_fail_chain(struct virtio_blk *blk, uint16_t head,
+			   uint8_t *status, const char *why)
+{
+	struct virtqueue *vq = &blk->vdev->vqs[0];
+
+	if (!status || head >= vq->size || blk->slot[head].status) {
+		blk->stats.needs_reset++;
+		blk_log_bad(blk, why);
+		virtio_pci_needs_reset(blk->vdev);
+		return false;
+	}
+	blk->stats.bad_chains++;
+	blk_log_bad(blk, why);
+	blk->slot[head] = (struct blk_slot){ .status = status };
+	blk_complete(blk, head, VIRTIO_BLK_S_IOERR, 0);
+	return true;
+}
+
+static bool blk_handle_chain(struct virtio_blk *blk)
+{
+	struct blk_req *r = &blk->req;
+	const char *why;
+	enum blk_parse res;
+
+	res = blk_parse_chain(&blk->chain, r, &why);
+	if (res == BLK_PARSE_RESET)
+		return blk_fail_chain(blk, r->head, NULL, why);
+	if (r->head >= BLK_QUEUE_SIZE || blk->slot[r->head].status) {
+		blk->stats.busy_heads++;
+		return blk_fail_chain(blk, r->head, NULL,
+				      "descriptor head already in flight");
+	}
+	if (res == BLK_PARSE_IOERR)
+		return blk_fail_chain(blk, r->head, r->status, why);
+	blk_count(blk, r);
+	blk->slot[r->head] = (struct blk_slot){
+		.status = r->status,
+		.type = r->type,
+		.len = r->in_len + r->out_len,
+	};
+	if (r->type == VIRTIO_BLK_T_GET_ID)
+		blk_get_id(blk, r);
+	else
+		devswitch_submit(blk->sw, r);
+	return true;
+}
+
+static void blk_notify(struct virtio_dev *vdev, uint16_t q)
+{
+	struct virtio_blk *blk = vdev->priv;
+	struct virtqueue *vq = &vdev->vqs[q];
+	int ret;
+
+	for (;;) {
+		ret = vq_pop(vq, &blk->chain);
+		if (ret == 0)
+			return;
+		if (ret > 0 && !blk_handle_chain(blk))
+			return;
+		if (ret < 0 &&
+		    !blk_fail_chain(blk, blk->chain.head,
+				    blk->chain.head < vq->size ?
+				    blk_salvage_status(vq, blk->chain.head) :
+				    NULL, strerror(-ret)))
+			return;
+	}
+}
+
+static void blk_config_read(struct virtio_dev *vdev, uint32_t off,
+			    void *data, uint32_t len)
+{
+	struct virtio_blk *blk = vdev->priv;
+
+	memcpy(data, (uint8_t *)&blk->cfg + off, len);
+}
+
+static void blk_config_write(struct virtio_dev *vdev, uint32_t off,
+			     const void *data, uint32_t len)
+{
+	(void)vdev; (void)off; (void)data; (void)len;	/* read-only */
+}
+
+static void blk_reset(struct virtio_dev *vdev)
+{
+	struct virtio_blk *blk = vdev->priv;
+
+	/* in-flight requests must not touch guest memory any more */
+	devswitch_cancel_all(blk->sw);
+	memset(blk->slot, 0, sizeof(blk->slot));
+}
+
+#define BLK_FEATURES	((1ULL << VIRTIO_BLK_F_SIZE_MAX) |		\
+			 (1ULL << VIRTIO_BLK_F_SEG_MAX) |		\
+			 (1ULL << VIRTIO_BLK_F_BLK_SIZE) |		\
+			 (1ULL << VIRTIO_BLK_F_FLUSH))
+
+static const struct virtio_dev_ops blk_ops = {
+	.name = "virtio-blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.nr_queues = 1,
+	.queue_max_size = BLK_QUEUE_SIZE,
+	.features = BLK_FEATURES,
+	.config_size = sizeof(struct virtio_blk_config),
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.queue_notify = blk_notify,
+	.reset = blk_reset,
+};
+
+static const struct virtio_dev_ops blk_ops_ro = {
+	.name = "virtio-blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.nr_queues = 1,
+	.queue_max_size = BLK_QUEUE_SIZE,
+	.features = BLK_FEATURES | (1ULL << VIRTIO_BLK_F_RO),
+	.config_size = sizeof(struct virtio_blk_config),
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.queue_notify = blk_notify,
+	.reset = blk_reset,
+};
+
+/* ---- creation ---- */
+
+static void blk_serial(struct virtio_blk *blk)
+{
+	char *copy = strdup(blk->dc->path);
+	const char *base = copy ? basename(copy) : "";
+
+	memset(blk->serial, 0, sizeof(blk->serial));
+	if (*base && strcmp(base, "/") && strcmp(base, "."))
+		strncpy(blk->serial, base, sizeof(blk->serial));
+	else
+		snprintf(blk->serial, sizeof(blk->serial), "pvdisk%d",
+			 blk->index);
+	free(copy);
+}
+
+static void blk_config_init(struct virtio_blk *blk, uint64_t bytes)
+{
+	blk->cfg.capacity = htole64(bytes / BLK_SECTOR_SIZE);
+	blk->cfg.size_max = htole32(BLK_SIZE_MAX);
+	blk->cfg.seg_max = htole32(BLK_SEG_MAX);
+	blk->cfg.blk_size = htole32(BLK_SECTOR_SIZE);
+}
+
+static int blk_open(struct virtio_blk *blk)
+{
+	const char *why = NULL;
+	int err;
+
+	err = image_open(&blk->img, blk->dc->path, blk->dc->readonly, &why);
+	if (err) {
+		qb_log(LOG_ERR, "disk %s: %s", blk->dc->path,
+		       why ? why : strerror(-err));
+		return err;
+	}
+	err = devswitch_create(blk->vm, blk->dc, &blk->img, blk->index, blk,
+			       &blk->sw);
+	if (err)
+		goto out_close;
+	blk_config_init(blk, devswitch_capacity(blk->sw));
+	blk_serial(blk);
+	err = virtio_pci_create(blk->vm,
+				blk->dc->readonly ? &blk_ops_ro : &blk_ops,
+				blk, &blk->vdev);
+	if (!err)
+		return 0;
+	qb_log(LOG_ERR, "disk %s: virtio-pci function: %s", blk->dc->path,
+	       strerror(-err));
+	devswitch_destroy(blk->sw);
+out_close:
+	image_close(&blk->img);
+	return err;
+}
+
+static void blk_stats_print(struct virtio_blk *blk)
+{
+	const struct blk_stats *s = &blk->stats;
+
+	qb_log(LOG_NOTICE, "stats: virtio-blk%d %s: requests=%llu reads=%llu writes=%llu "
+	       "flushes=%llu get_ids=%llu others=%llu bytes_read=%llu bytes_written=%llu "
+	       "ok=%llu ioerr=%llu unsupp=%llu bad_chains=%llu needs_reset=%llu busy_heads=%llu",
+	       blk->index, blk->dc->path,
+	       (unsigned long long)s->requests, (unsigned long long)s->reads,
+	       (unsigned long long)s->writes, (unsigned long long)s->flushes,
+	       (unsigned long long)s->get_ids, (unsigned long long)s->others,
+	       (unsigned long long)s->bytes_read,
+	       (unsigned long long)s->bytes_written,
+	       (unsigned long long)s->ok, (unsigned long long)s->ioerr,
+	       (unsigned long long)s->unsupp,
+	       (unsigned long long)s->bad_chains,
+	       (unsigned long long)s->needs_reset,
+	       (unsigned long long)s->busy_heads);
+	devswitch_stats_print(blk->sw);
+}
+
+static void blk_free(struct virtio_blk *blk)
+{
+	if (blk->vm->cfg->stats)
+		blk_stats_print(blk);
+	virtio_pci_destroy(blk->vdev);
+	devswitch_destroy(blk->sw);
+	image_close(&blk->img);
+	free(blk);
+}
+
+static void blk_exit(struct vm *vm, void *priv)
+{
+	struct blk_set *set = priv;
+
+	(void)vm;
+	while (set->n > 0)
+		blk_free(set->blk[--set->n]);
+	free(set);
+}
+
+static int blk_init(struct vm *vm, void **priv)
+{
+	struct blk_set *set = calloc(1, sizeof(*set));
+	int err = 0;
+
+	if (!set)
+		return -ENOMEM;
+	for (int i = 0; i < vm->cfg->nr_disks && i < VM_MAX_DISKS; i++) {
+		struct virtio_blk *blk = calloc(1, sizeof(*blk));
+
+		if (!blk) {
+			err = -ENOMEM;
+			break;
+		}
+		blk->vm = vm;
+		blk->index = i;
+		blk->dc = &vm->cfg->disks[i];
+		err = blk_open(blk);
+		if (err) {
+			free(blk);
+			break;
+		}
+		set->blk[set->n++] = blk;
+	}
+	if (err) {
+		blk_exit(vm, set);
+		return err;
+	}
+	*priv = set;
+	return 0;
+}
+
+VM_DEVICE(virtio_blk, .name = "virtio-blk", .level = VM_DEV_PCI,
+	  .init = blk_init, .exit = blk_exit);
+
+/* ---- configuration ---- */
+
+static int blk_parse_opt(const char *opt, struct vm_disk_config *d,
+			 const char **why)
+{
+	if (!strcmp(opt, "format=raw"))
+		d->format = "raw";
+	else if (!strcmp(opt, "readonly=on"))
+		d->readonly = true;
+	else if (!strcmp(opt, "readonly=off"))
+		d->readonly = false;
+	else if (!strcmp(opt, "driver=inline"))
+		d->inline_io = true;
+	else if (!strncmp(opt, "format=", 7))
+		*why = "only format=raw is supported";
+	else
+		*why = "unknown option (want format=raw, readonly=on|off, driver=inline)";
+	return *why ? -EINVAL : 0;
+}
+
+int virtio_blk_parse_disk(const char *arg, struct vm_config *cfg,
+			  const char **why)
+{
+	struct vm_disk_config *d;
+	char *s, *opt, *save = NULL;
+
+	*why = NULL;
+	if (cfg->nr_disks >= VM_MAX_DISKS) {
+		*why = "at most 8 disks";
+		return -E2BIG;
+	}
+	s = strdup(arg);	/* lives as long as the configuration */
+	if (!s) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	d = &cfg->disks[cfg->nr_disks];
+	*d = (struct vm_disk_config){ .format = "raw" };
+	d->path = strtok_r(s, ",", &save);
+	if (!d->path || *arg == ',') {
+		*why = "want FILE[,option...]";
+		free(s);
+		return -EINVAL;
+	}
+	while ((opt = strtok_r(NULL, ",", &save)))
+		if (blk_parse_opt(opt, d, why)) {
+			free(s);
+			return -EINVAL;
+		}
+	cfg->nr_disks++;
+	return 0;
+}
+
+/* ---- accessors (harness, tests) ---- */
+
+struct virtio_blk *virtio_blk_get(struct vm *vm, int i)
+{
+	for (int d = 0; d < vm->nr_devs; d++) {
+		struct blk_set *set = vm->devs[d].priv;
+
+		if (strcmp(vm->devs[d].ops->name, "virtio-blk"))
+			continue;
+		return i >= 0 && i < set->n ? set->blk[i] : NULL;
+	}
+	return NULL;
+}
+
+struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk)
+{
+	return blk->vdev;
+}
+
+struct devswitch *virtio_blk_switch(struct virtio_blk *blk)
+{
+	return blk->sw;
+}
+
+const struct blk_stats *virtio_blk_stats(struct virtio_blk *blk)
+{
+	return &blk->stats;
+}
+
+uint64_t virtio_blk_capacity(struct virtio_blk *blk)
+{
+	return le64toh(blk->cfg.capacity);
+}

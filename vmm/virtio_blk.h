@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * virtio-blk (virtio id 2): one PCI function per --disk, one request queue.
+ * The frontend parses each descriptor chain strictly into a struct blk_req
+ * and hands it to the disk's device switch (devswitch.h), which answers
+ * through blk_complete(); GET_ID is answered here.
+ */
+#ifndef PV_VIRTIO_BLK_H
+#define PV_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/virtio_blk.h>
+
+#include "virtqueue.h"
+
+struct vm;
+struct vm_config;
+struct virtio_dev;
+
+#define BLK_QUEUE_SIZE		256
+#define BLK_SEG_MAX		126		/* data segments per request */
+#define BLK_SIZE_MAX		(1u << 20)	/* bytes per data segment */
+#define BLK_SECTOR_SIZE		512
+#define BLK_HDR_SIZE		16		/* struct virtio_blk_outhdr */
+#define BLK_ID_BYTES		VIRTIO_BLK_ID_BYTES
+
+struct blk_seg {
+	uint64_t gpa;
+	uint32_t len;
+};
+
+/* One guest request, as the frontend parsed it. */
+struct blk_req {
+	uint16_t head;		/* descriptor chain to give back */
+	uint32_t type;		/* VIRTIO_BLK_T_* */
+	uint64_t sector;
+	uint8_t *status;	/* host pointer to the status byte */
+	uint16_t nr_out;	/* seg[0, nr_out): device-readable data */
+	uint16_t nr_in;		/* seg[nr_out, +nr_in): device-writable */
+	uint64_t out_len, in_len;	/* data bytes each way */
+	struct blk_seg seg[BLK_SEG_MAX];
+};
+
+enum blk_parse {
+	BLK_PARSE_OK = 0,
+	BLK_PARSE_IOERR,	/* malformed; the status byte can be written */
+	BLK_PARSE_RESET,	/* no usable status byte: DEVICE_NEEDS_RESET */
+};
+
+/*
+ * Parse the chain @c (already bounds-checked by vq_pop()) into @r. @why is
+ * set for anything but BLK_PARSE_OK. Pure function of @c: the fuzz target
+ * runs it on arbitrary rings.
+ */
+enum blk_parse blk_parse_chain(const struct vq_chain *c, struct blk_req *r,
+			       const char **why);
+
+/*
+ * Add the disk of "FILE[,format=raw][,readonly=on|off][,driver=inline]" to
+ * @cfg (the string is copied; a file name may not contain a comma).
+ * -errno with @why set on a bad argument.
+ */
+int virtio_blk_parse_disk(const char *arg, struct vm_config *cfg,
+			  const char **why);
+
+/* Per-disk frontend counters (--stats). */
+struct blk_stats {
+	uint64_t requests;
+	uint64_t reads, writes, flushes, get_ids, others;
+	uint64_t bytes_read, bytes_written;
+	uint64_t ok, ioerr, unsupp;
+	uint64_t bad_chains;		/* answered VIRTIO_BLK_S_IOERR */
+	uint64_t needs_reset;		/* chains with no usable status */
+	uint64_t busy_heads;		/* head reused while in flight */
+};
+
+struct virtio_blk;
+
+/* The device switch finished request @head: status byte, used ring, IRQ. */
+void blk_complete(struct virtio_blk *blk, uint16_t head, uint8_t status,
+		  uint32_t written);
+
+/* Harness and tests: disk @i of @vm (NULL if none) and its parts. */
+struct virtio_blk *virtio_blk_get(struct vm *vm, int i);
+struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk);
+struct devswitch *virtio_blk_switch(struct virtio_blk *blk);
+const struct blk_stats *virtio_blk_stats(struct virtio_blk *blk);
+uint64_t virtio_blk_capacity(struct virtio_blk *blk);	/* sectors */
+
+#endif
