@@ -406,11 +406,12 @@ void blkverify_run(void)
 		return;
 	}
 	err = bv_precheck(why, sizeof(why));
-	if (!err) {
-		bv.ncpus = smp_start(BLK_MAX_CPUS, bv_cpu, &err);
-		if (bv.ncpus)
-			err = NULL;
-	}
+	/* the APs start on bv_cpu() at once: ncpus must be set before */
+	bv.ncpus = mp.ncpus < BLK_MAX_CPUS ? mp.ncpus : BLK_MAX_CPUS;
+	if (!err && bv.ncpus > 1 && smp_start(bv.ncpus, bv_cpu, &err) != bv.ncpus)
+		bv.ncpus = 1;	/* err says why */
+	else if (!err)
+		bv.ncpus = bv.ncpus ? bv.ncpus : 1;
 	if (err) {
 		result("blkverify", false, "%s", err);
 		return;

@@ -34,6 +34,11 @@ static void tmp_dir_cleanup(void)
 		fprintf(stderr, "could not remove %s\n", tmp_dir());
 }
 
+const char *tmpdir_path(void)
+{
+	return tmp_dir();
+}
+
 char *tmpfile_write(const char *name, const void *buf, size_t len)
 {
 	static bool registered;
@@ -121,7 +126,7 @@ static pid_t spawn(const char *const *argv, int in_fd, const char *out,
 
 	if (in < 0 || o < 0 || e < 0)
 		_exit(126);
-	dup2(in, 0);
+	dup2(in, 0);	/* clears O_CLOEXEC on the copy */
 	dup2(o, 1);
 	dup2(e, 2);
 	execv(PV_VMM_PATH, (char *const *)argv);
@@ -169,25 +174,21 @@ int vmm_run(struct vmm_result *r, int timeout_ms, const char *until,
 	return vmm_run_input(r, timeout_ms, until, argv, NULL, 0);
 }
 
-int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
-		  const char *const *argv, const void *input, size_t ilen)
+static void out_paths(char *out, char *err, size_t len)
+{
+	snprintf(out, len, "%s/vmm.out", tmp_dir());
+	snprintf(err, len, "%s/vmm.err", tmp_dir());
+}
+
+/* Reap @pid within @timeout_ms (else SIGTERM, then SIGKILL); fill @r. */
+static void vmm_reap(struct vmm_result *r, pid_t pid, int timeout_ms,
+		     const char *until)
 {
 	char out[256], err[256];
-	int st = 0, in_fd;
+	int st = 0;
 	size_t len;
-	pid_t pid;
 
-	memset(r, 0, sizeof(*r));
-	snprintf(out, sizeof(out), "%s/vmm.out", tmp_dir());
-	snprintf(err, sizeof(err), "%s/vmm.err", tmp_dir());
-	in_fd = input_pipe(input, ilen);
-	if (in_fd == -2)
-		return -EINVAL;
-	pid = spawn(argv, in_fd, out, err);
-	if (in_fd >= 0)
-		close(in_fd);
-	if (pid < 0)
-		return -errno;
+	out_paths(out, err, sizeof(out));
 	if (!wait_for(pid, timeout_ms, &st, out, until, &r->matched)) {
 		r->timed_out = true;
 		kill(pid, SIGTERM);
@@ -206,6 +207,68 @@ int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
 	/* shown by ctest --output-on-failure */
 	printf("--- vmm exit %d%s\n--- console:\n%s--- log:\n%s---\n",
 	       r->status, r->timed_out ? " (timed out)" : "", r->out, r->err);
+}
+
+int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
+		  const char *const *argv, const void *input, size_t ilen)
+{
+	char out[256], err[256];
+	int in_fd;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	out_paths(out, err, sizeof(out));
+	in_fd = input_pipe(input, ilen);
+	if (in_fd == -2)
+		return -EINVAL;
+	pid = spawn(argv, in_fd, out, err);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (pid < 0)
+		return -errno;
+	vmm_reap(r, pid, timeout_ms, until);
+	return 0;
+}
+
+pid_t vmm_start(const char *const *argv, int *in_fd)
+{
+	char out[256], err[256];
+	int p[2] = { -1, -1 };
+	pid_t pid;
+
+	out_paths(out, err, sizeof(out));
+	if (in_fd && pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = spawn(argv, p[0], out, err);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (pid < 0) {
+		if (p[1] >= 0)
+			close(p[1]);
+		return -errno;
+	}
+	if (in_fd)
+		*in_fd = p[1];
+	return pid;
+}
+
+bool vmm_console_wait(const char *what, int timeout_ms)
+{
+	char out[256], err[256];
+
+	out_paths(out, err, sizeof(out));
+	for (int t = 0; t <= timeout_ms; t += POLL_MS) {
+		if (file_contains(out, what))
+			return true;
+		sleep_ms(POLL_MS);
+	}
+	return false;
+}
+
+int vmm_finish(struct vmm_result *r, pid_t pid, int timeout_ms)
+{
+	memset(r, 0, sizeof(*r));
+	vmm_reap(r, pid, timeout_ms, NULL);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct vmm_result {
 	int status;		/* exit status, or 128 + signal */
@@ -29,9 +30,22 @@ int vmm_run_input(struct vmm_result *r, int timeout_ms, const char *until,
 		  const char *const *argv, const void *input, size_t len);
 void vmm_result_free(struct vmm_result *r);
 
+/*
+ * Start the VMM and return at once (its pid, or -errno); with @in_fd, its
+ * stdin is a pipe whose write end is returned there (close it when done).
+ * vmm_console_wait() polls its console for @what; vmm_finish() reaps it
+ * within @timeout_ms as vmm_run() does. One VMM at a time: they share the
+ * console and log files.
+ */
+pid_t vmm_start(const char *const *argv, int *in_fd);
+bool vmm_console_wait(const char *what, int timeout_ms);
+int vmm_finish(struct vmm_result *r, pid_t pid, int timeout_ms);
+
 /* CRC-32 (IEEE 802.3, as zlib's crc32()). */
 uint32_t crc32_ieee(const void *buf, size_t len);
 
+/* The test's temp dir (removed at exit by tmpfile_write's hook). */
+const char *tmpdir_path(void);
 /* Write @len bytes to a fresh file in the test's temp dir; returns its path. */
 char *tmpfile_write(const char *name, const void *buf, size_t len);
 /* Read a whole file; NULL on error. */
