@@ -4,6 +4,7 @@
  * pv_msg_decode() before any state machine sees it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "wire.h"
@@ -103,8 +104,54 @@ static const char *check_output(const Pv__OutputId *id, uint32_t generation)
 	return why;
 }
 
+static bool oneof_unset(const ProtobufCMessage *m,
+			const ProtobufCFieldDescriptor *f)
+{
+	const uint32_t *c = (const void *)((const char *)m +
+					   f->quantifier_offset);
+
+	return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *c != f->id;
+}
+
+/*
+ * Fields this build does not know (Hello pins both ends to one build):
+ * protobuf-c keeps them, and some (a tag of field 0 in a long varint)
+ * would not even decode again once re-encoded. Depth is the schema's.
+ */
+static bool has_unknown(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (m->n_unknown_fields)
+		return true;
+	for (unsigned int i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *p = (const char *)m + f->offset;
+		ProtobufCMessage *const *v;
+		size_t n;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE || oneof_unset(m, f))
+			continue;
+		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+			if (*(const void *const *)p &&
+			    has_unknown(*(ProtobufCMessage *const *)p))
+				return true;
+			continue;
+		}
+		n = *(const size_t *)((const char *)m + f->quantifier_offset);
+		v = *(ProtobufCMessage *const *const *)p;
+		for (size_t j = 0; j < n; j++)
+			if (has_unknown(v[j]))
+				return true;
+	}
+	return false;
+}
+
 static const char *pv_msg_check(const Pv__Envelope *e)
 {
+	if (has_unknown(&e->base))
+		return "unknown fields";
+
 	switch (e->msg_case) {
 	case PV__ENVELOPE__MSG_HELLO:
 		return e->hello->generation ? NULL : "hello with generation 0";

@@ -429,6 +429,18 @@ static void test_garbage(void)
 		{ 0x4a, 0x02, 0x08, 0x80, 0x00, 0x00 },	/* truncated varint */
 		{ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 },	/* field 0 */
 	};
+	/* Ping{nonce 1} + field 99 */
+	static const uint8_t unknown_top[] = {
+		0x4a, 0x02, 0x08, 0x01, 0x98, 0x06, 0x01,
+	};
+	/* Ack{executed [OutputId{seq 1, field 9}]} */
+	static const uint8_t unknown_deep[] = {
+		0x42, 0x06, 0x12, 0x04, 0x08, 0x01, 0x48, 0x01,
+	};
+	/* Ack{}, then field 0 in a two-byte tag (found by fuzz_wire) */
+	static const uint8_t field0[] = {
+		0x42, 0x00, 0x82, 0x00, 0x00,
+	};
 	const char *why;
 	Pv__Envelope *o;
 
@@ -438,6 +450,15 @@ static void test_garbage(void)
 		CU_ASSERT_PTR_NOT_NULL(why);
 		pv_msg_free(o);
 	}
+	/* fields this build does not know, at any depth */
+	CU_ASSERT_PTR_NULL(pv_msg_decode(unknown_top, sizeof(unknown_top),
+					 &why));
+	CU_ASSERT_STRING_EQUAL(why, "unknown fields");
+	CU_ASSERT_PTR_NULL(pv_msg_decode(unknown_deep, sizeof(unknown_deep),
+					 &why));
+	CU_ASSERT_STRING_EQUAL(why, "unknown fields");
+	CU_ASSERT_PTR_NULL(pv_msg_decode(field0, sizeof(field0), &why));
+	CU_ASSERT_PTR_NOT_NULL(why);
 	CU_ASSERT_PTR_NULL(pv_msg_decode(junk[0], 0, &why));
 	CU_ASSERT_STRING_EQUAL(why, "no message in the envelope");
 	srand(1);
