@@ -83,8 +83,9 @@ struct devswitch {
 	struct vm *vm;
 	const struct vm_disk_config *dc;
 	struct image *img;
-	struct virtio_blk *blk;
 	int index;
+	ds_done_fn *done;
+	void *owner;
 	enum ds_state state;
 	struct ds_roles roles;
 	struct ds_replica replica;
@@ -123,7 +124,7 @@ static void ds_req_finish(struct devswitch *sw, struct ds_req *q,
 			  uint8_t status, uint32_t written)
 {
 	if (!q->aborted)
-		blk_complete(sw->blk, q->r.head, status, written);
+		sw->done(sw->owner, q->r.head, status, written);
 	q->seq = 0;
 	q->aborted = false;
 }
@@ -133,7 +134,7 @@ static void ds_req_abort(struct devswitch *sw, struct ds_req *q)
 {
 	if (q->aborted)
 		return;
-	blk_complete(sw->blk, q->r.head, VIRTIO_BLK_S_IOERR, 0);
+	sw->done(sw->owner, q->r.head, VIRTIO_BLK_S_IOERR, 0);
 	q->aborted = true;
 }
 
@@ -996,7 +997,7 @@ static void ds_inline(struct devswitch *sw, const struct blk_req *r)
 	default:
 		status = VIRTIO_BLK_S_UNSUPP;
 	}
-	blk_complete(sw->blk, r->head, status, written);
+	sw->done(sw->owner, r->head, status, written);
 }
 
 /* ---- requests to the driver ---- */
@@ -1025,7 +1026,7 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 	q = &sw->reqs[sw->next_seq % DS_MAX_REQS];
 	if (sw->state != DS_RUNNING || (q->seq && !q->aborted)) {
 		sw->stats.failed_dead++;
-		blk_complete(sw->blk, r->head, VIRTIO_BLK_S_IOERR, 0);
+		sw->done(sw->owner, r->head, VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
 	q->seq = sw->next_seq++;
@@ -1049,28 +1050,27 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 /* ---- life cycle ---- */
 
 static struct devswitch *ds_alloc(struct vm *vm,
-				  const struct vm_disk_config *dc,
-				  struct image *img, int index,
-				  struct virtio_blk *blk)
+				  const struct devswitch_config *cfg)
 {
 	struct devswitch *sw = calloc(1, sizeof(*sw));
 
 	if (!sw)
 		return NULL;
 	sw->vm = vm;
-	sw->dc = dc;
-	sw->img = img;
-	sw->index = index;
-	sw->blk = blk;
+	sw->dc = cfg->disk;
+	sw->img = cfg->img;
+	sw->index = cfg->index;
+	sw->done = cfg->done;
+	sw->owner = cfg->owner;
 	sw->next_seq = 1;
 	return sw;
 }
 
-int devswitch_create_chan(struct vm *vm, const struct vm_disk_config *dc,
-			  struct image *img, int index, struct virtio_blk *blk,
-			  struct pv_chan *ch, pid_t pid, struct devswitch **out)
+int devswitch_create_chan(struct vm *vm, const struct devswitch_config *cfg,
+			  struct pv_chan *ch, pid_t pid,
+			  struct devswitch **out)
 {
-	struct devswitch *sw = ds_alloc(vm, dc, img, index, blk);
+	struct devswitch *sw = ds_alloc(vm, cfg);
 	int err;
 
 	if (!sw) {
@@ -1088,8 +1088,7 @@ int devswitch_create_chan(struct vm *vm, const struct vm_disk_config *dc,
 	return 0;
 }
 
-int devswitch_create(struct vm *vm, const struct vm_disk_config *dc,
-		     struct image *img, int index, struct virtio_blk *blk,
+int devswitch_create(struct vm *vm, const struct devswitch_config *cfg,
 		     struct devswitch **out)
 {
 	struct devswitch *sw;
@@ -1097,20 +1096,19 @@ int devswitch_create(struct vm *vm, const struct vm_disk_config *dc,
 	pid_t pid;
 	int err;
 
-	if (!dc->inline_io) {
-		err = ds_spawn(index, &ch, &pid);
+	if (!cfg->disk->inline_io) {
+		err = ds_spawn(cfg->index, &ch, &pid);
 		if (err)
 			return err;
-		return devswitch_create_chan(vm, dc, img, index, blk, ch, pid,
-					     out);
+		return devswitch_create_chan(vm, cfg, ch, pid, out);
 	}
-	sw = ds_alloc(vm, dc, img, index, blk);
+	sw = ds_alloc(vm, cfg);
 	if (!sw)
 		return -ENOMEM;
 	sw->state = DS_INLINE;
-	sw->capacity = img->size / BLK_SECTOR_SIZE * BLK_SECTOR_SIZE;
+	sw->capacity = sw->img->size / BLK_SECTOR_SIZE * BLK_SECTOR_SIZE;
 	qb_log(LOG_INFO, "disk%d: %s served inline by the VMM (no driver)",
-	       index, dc->path);
+	       sw->index, sw->dc->path);
 	*out = sw;
 	return 0;
 }

@@ -27,7 +27,6 @@ struct vm;
 struct vm_disk_config;
 struct image;
 struct blk_req;
-struct virtio_blk;
 struct devswitch;
 struct pv_chan;
 
@@ -35,6 +34,10 @@ struct pv_chan;
 #define DS_PING_INTERVAL_MS	1000
 #define DS_PONG_TIMEOUT_MS	10000
 #define DS_DRIVER_NAME		"pairvisor-blkdrv"
+
+/* A request's answer for the frontend: status byte, bytes written. */
+typedef void ds_done_fn(void *owner, uint16_t head, uint8_t status,
+			uint32_t written);
 
 struct devswitch_stats {
 	uint64_t inputs;		/* sequenced inputs sent */
@@ -57,24 +60,34 @@ struct devswitch_stats {
 	uint64_t applied_seq;		/* driver's last acked input */
 };
 
+struct devswitch_config {
+	const struct vm_disk_config *disk;
+	struct image *img;		/* opened, owned by the caller */
+	int index;			/* disk number, for logs */
+	ds_done_fn *done;		/* every request is answered here */
+	void *owner;
+};
+
 /*
- * Start the switch for disk @index (config @dc, opened image @img, owner
- * @blk): spawn the driver and wait for its Attach, or set up inline I/O.
- * -errno with the reason logged on failure.
+ * Start the switch of a disk: spawn the driver and wait for its Attach
+ * (at most DS_ATTACH_TIMEOUT_MS), or set up inline I/O. -errno with the
+ * reason logged on failure.
  */
-int devswitch_create(struct vm *vm, const struct vm_disk_config *dc,
-		     struct image *img, int index, struct virtio_blk *blk,
+int devswitch_create(struct vm *vm, const struct devswitch_config *cfg,
 		     struct devswitch **out);
-/* Same, with an already connected channel to a driver (tests): @pid may be 0. */
-int devswitch_create_chan(struct vm *vm, const struct vm_disk_config *dc,
-			  struct image *img, int index, struct virtio_blk *blk,
-			  struct pv_chan *ch, pid_t pid, struct devswitch **out);
+/*
+ * Same with an already connected channel to a driver (tests, later a
+ * remote replica); takes @ch. @pid is the driver's process, 0 if none.
+ */
+int devswitch_create_chan(struct vm *vm, const struct devswitch_config *cfg,
+			  struct pv_chan *ch, pid_t pid,
+			  struct devswitch **out);
 void devswitch_destroy(struct devswitch *sw);
 
 /* Bytes the guest sees (the driver's Attach, or the image for inline). */
 uint64_t devswitch_capacity(const struct devswitch *sw);
 
-/* A parsed guest request; always answered through blk_complete(). */
+/* A parsed guest request; always answered through cfg->done. */
 void devswitch_submit(struct devswitch *sw, const struct blk_req *r);
 /* Device reset: forget in-flight requests (their outputs are dropped). */
 void devswitch_cancel_all(struct devswitch *sw);

@@ -239,6 +239,12 @@ void blk_complete(struct virtio_blk *blk, uint16_t head, uint8_t status,
 	virtio_signal_vq(blk->vdev, 0);
 }
 
+static void blk_done(void *owner, uint16_t head, uint8_t status,
+		     uint32_t written)
+{
+	blk_complete(owner, head, status, written);
+}
+
 static void blk_get_id(struct virtio_blk *blk, const struct blk_req *r)
 {
 	uint32_t done = 0;
@@ -456,8 +462,13 @@ static int blk_open(struct virtio_blk *blk)
 		       why ? why : strerror(-err));
 		return err;
 	}
-	err = devswitch_create(blk->vm, blk->dc, &blk->img, blk->index, blk,
-			       &blk->sw);
+	err = devswitch_create(blk->vm, &(struct devswitch_config){
+					.disk = blk->dc,
+					.img = &blk->img,
+					.index = blk->index,
+					.done = blk_done,
+					.owner = blk,
+			       }, &blk->sw);
 	if (err)
 		goto out_close;
 	blk_config_init(blk, devswitch_capacity(blk->sw));
