@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -78,6 +79,29 @@ static int parse_args(int argc, char **argv, struct blkdrv_opts *o)
 	if (!o->channel == !o->listen)
 		return usage_error("exactly one of --channel and --listen");
 	return 0;
+}
+
+/*
+ * Keep nothing we inherited but stdio and the channel: whatever a spawner
+ * leaked (an image, guest RAM) is closed before the driver does anything.
+ */
+static void close_inherited(const char *channel)
+{
+	unsigned int keep = ~0U;
+	char *end;
+
+	if (channel && !strncmp(channel, "fd:", 3)) {
+		keep = (unsigned int)strtoul(channel + 3, &end, 10);
+		if (*end || keep < 3)
+			keep = ~0U;
+	}
+	if (keep == ~0U) {
+		close_range(3, ~0U, 0);
+		return;
+	}
+	if (keep > 3)
+		close_range(3, keep - 1, 0);
+	close_range(keep + 1, ~0U, 0);
 }
 
 static void log_setup(void)
@@ -167,6 +191,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return EXIT_USAGE;
+	close_inherited(o.channel);
 	log_setup();
 	sfd = signals_setup();
 	if (sfd < 0) {

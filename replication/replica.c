@@ -604,7 +604,8 @@ int replica_step(struct replica *r)
 		len = pv_chan_recv(r->ch, r->rbuf, PV_MSG_MAX);
 		if (len == -EAGAIN)
 			break;
-		if (len == 0)
+		/* a peer closing with our messages unread resets */
+		if (len == 0 || len == -ECONNRESET)
 			return REPLICA_HANGUP;
 		if (len == -EMSGSIZE || len == -EPROTO) {
 			r->stats.bad_messages++;

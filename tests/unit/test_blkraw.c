@@ -5,9 +5,14 @@
  * validation (ranges, lengths, directions, read-only, unknown types),
  * completion aggregation and the table of requests in flight.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <linux/virtio_blk.h>
 
@@ -356,6 +361,211 @@ static void test_table_full(void)
 	teardown_disk();
 }
 
+/* ---- the pairvisor-blkdrv process ---- */
+
+static pid_t spawn(const char *opt, const char *arg)
+{
+	pid_t pid = fork();
+
+	if (!pid) {
+		execl(PV_BLKDRV, PV_BLKDRV, opt, arg, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static pid_t spawn_fd(struct pv_chan **ch)
+{
+	char url[32];
+	pid_t pid;
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(ch, &fd) == 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	pid = spawn("--channel", url);
+	close(fd);
+	CU_ASSERT_FATAL(pid > 0);
+	return pid;
+}
+
+static int exit_status(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* The next message that is not an Ack, waiting up to 10 s. */
+static Pv__Envelope *wait_msg(struct pv_chan *ch)
+{
+	struct pollfd p = { .fd = pv_chan_fd(ch), .events = POLLIN };
+	Pv__Envelope *env;
+	const char *why;
+	ssize_t len;
+
+	for (;;) {
+		if (poll(&p, 1, 10000) != 1)
+			return NULL;
+		len = pv_chan_recv(ch, buf, sizeof(buf));
+		if (len <= 0)
+			return NULL;
+		env = pv_msg_decode(buf, len, &why);
+		if (!env || env->msg_case != PV__ENVELOPE__MSG_ACK)
+			return env;
+		pv_msg_free(env);
+	}
+}
+
+static void send_to(struct pv_chan *ch, Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, buf, sizeof(buf));
+
+	CU_ASSERT_FATAL(len > 0 && pv_chan_send(ch, buf, len) == 0);
+}
+
+static void hello_to(struct pv_chan *ch, const char *build)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Hello h = PV__HELLO__INIT;
+
+	h.protocol = PV_PROTOCOL_VERSION;
+	h.generation = 1;
+	h.active = true;
+	h.build = (char *)build;
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &h;
+	send_to(ch, &env);
+}
+
+static void attach_and_ping(struct pv_chan *ch)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__Open o = PV__OPEN__INIT;
+	Pv__Ping ping = PV__PING__INIT;
+
+	hello_to(ch, pv_build_id());
+	o.seq = 1;
+	o.format = "raw";
+	o.image_size = 1 << 20;
+	env.msg_case = PV__ENVELOPE__MSG_OPEN;
+	env.open = &o;
+	send_to(ch, &env);
+	ping.nonce = 42;
+	env.msg_case = PV__ENVELOPE__MSG_PING;
+	env.ping = &ping;
+	send_to(ch, &env);
+	e = wait_msg(ch);
+	CU_ASSERT_FATAL(e && e->msg_case == PV__ENVELOPE__MSG_ATTACH);
+	CU_ASSERT(e->attach->virtual_size == 1 << 20);
+	pv_msg_free(e);
+	e = wait_msg(ch);
+	CU_ASSERT_FATAL(e && e->msg_case == PV__ENVELOPE__MSG_PONG);
+	CU_ASSERT(e->pong->nonce == 42 && e->pong->applied_seq == 1);
+	pv_msg_free(e);
+}
+
+/* Every fd of the driver: stdio, its socket, signalfd, its arena. */
+static void check_fds(pid_t pid)
+{
+	char dir[64], path[320], target[256];
+	struct dirent *d;
+	ssize_t n;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	dp = opendir(dir);
+	CU_ASSERT_FATAL(dp != NULL);
+	while ((d = readdir(dp))) {
+		if (d->d_name[0] == '.' || atoi(d->d_name) <= 2)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		if (strncmp(target, "socket:", 7) &&
+		    strncmp(target, "anon_inode:", 11) &&
+		    strncmp(target, "/memfd:blk-raw", 14)) {
+			fprintf(stderr, "\n  driver fd %s -> %s\n",
+				d->d_name, target);
+			CU_FAIL("the driver holds a file");
+		}
+	}
+	closedir(dp);
+}
+
+static void test_process(void)
+{
+	struct pv_chan *ch;
+	pid_t pid = spawn_fd(&ch);
+
+	attach_and_ping(ch);
+	check_fds(pid);
+	pv_chan_close(ch);
+	CU_ASSERT_EQUAL(exit_status(pid), 0);
+}
+
+static void test_process_sigterm(void)
+{
+	struct pv_chan *ch;
+	pid_t pid = spawn_fd(&ch);
+
+	attach_and_ping(ch);
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(exit_status(pid), 0);
+	pv_chan_close(ch);
+}
+
+static void test_process_build(void)
+{
+	struct pv_chan *ch;
+	pid_t pid = spawn_fd(&ch);
+	Pv__Envelope *e;
+
+	hello_to(ch, "some-other-build");
+	e = wait_msg(ch);
+	CU_ASSERT_FATAL(e && e->msg_case == PV__ENVELOPE__MSG_ERROR);
+	CU_ASSERT(e->error->code == -EPROTO);
+	pv_msg_free(e);
+	CU_ASSERT_EQUAL(exit_status(pid), 1);
+	pv_chan_close(ch);
+}
+
+static void test_process_listen(void)
+{
+	char dir[] = "/tmp/pv-test-blkdrv-XXXXXX", url[96];
+	struct pv_chan *ch = NULL;
+	pid_t pid;
+	int err = -ENOENT;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(url, sizeof(url), "unix:%s/drv.sock", dir);
+	pid = spawn("--listen", url);
+	for (int i = 0; i < 500 && err; i++) {
+		err = pv_chan_connect(url, &ch);
+		if (err)
+			usleep(10000);
+	}
+	CU_ASSERT_FATAL(err == 0);
+	attach_and_ping(ch);
+	pv_chan_close(ch);
+	CU_ASSERT_EQUAL(exit_status(pid), 0);
+	CU_ASSERT(access(url + 5, F_OK) != 0);
+	rmdir(dir);
+	CU_ASSERT_EQUAL(exit_status(spawn("--bogus", "x")), 2);
+}
+
+static CU_TestInfo process_tests[] = {
+	{ "fd: channel, attach, pong, no files, exit 0 on hang-up",
+	  test_process },
+	{ "SIGTERM: exit 0", test_process_sigterm },
+	{ "another build: Error, exit 1", test_process_build },
+	{ "--listen unix:PATH accepts one router", test_process_listen },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo tests[] = {
 	{ "Open attaches raw, once", test_open },
 	{ "a read becomes one READ_TO_GUEST, then OK", test_read },
@@ -369,6 +579,7 @@ static CU_TestInfo tests[] = {
 
 static CU_SuiteInfo suites[] = {
 	{ "blk_raw", NULL, NULL, NULL, NULL, tests },
+	{ "pairvisor-blkdrv", NULL, NULL, NULL, NULL, process_tests },
 	CU_SUITE_INFO_NULL,
 };
 
