@@ -30,7 +30,8 @@
 #define LOG_REC_SLACK	32		/* header and alignment per output */
 #define STEP_BATCH	64		/* messages per step before the Ack */
 #define FRAME_SLACK	16		/* envelope tag, lengths, generation */
-#define GEN_TAG		0x10		/* field 2, varint: every output's generation */
+/* field 2, varint: the generation, in every output message */
+#define GEN_TAG		0x10
 
 struct replica_state {
 	uint32_t rt_layout;
@@ -72,7 +73,8 @@ struct replica {
 	const char *build;
 	size_t reserve;			/* log room one input may need */
 	bool hello;
-	bool active;			/* role and generation: never in the arena */
+	/* role and generation: never in the arena */
+	bool active;
 	uint32_t generation;
 	uint64_t acked_seq;		/* applied_seq of the last Ack sent */
 	uint64_t send_pos;		/* first log byte not sent yet */

@@ -65,7 +65,7 @@ struct replica_config {
 
 #define REPLICA_LOG_DEFAULT	(1 << 20)
 
-/* Counters; host-dependent (timing of acks and re-sends), so not in the arena. */
+/* Counters: host-dependent (ack and re-send timing), not in the arena. */
 struct replica_stats {
 	uint64_t applied;	/* inputs applied */
 	uint64_t duplicates;	/* inputs already applied: ignored */

@@ -44,7 +44,9 @@ static void rejects(Pv__Envelope *env, const char *reason)
 	}
 }
 
-static Pv__OutputId id1 = { PROTOBUF_C_MESSAGE_INIT(&pv__output_id__descriptor), 1, 2 };
+static Pv__OutputId id1 = {
+	PROTOBUF_C_MESSAGE_INIT(&pv__output_id__descriptor), 1, 2
+};
 
 static void test_control(void)
 {
@@ -425,7 +427,7 @@ static void test_garbage(void)
 {
 	static const uint8_t junk[][6] = {
 		{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
-		{ 0x0a, 0x7f, 0x00, 0x00, 0x00, 0x00 },	/* length past the end */
+		{ 0x0a, 0x7f, 0x00, 0x00, 0x00, 0x00 },	/* past the end */
 		{ 0x4a, 0x02, 0x08, 0x80, 0x00, 0x00 },	/* truncated varint */
 		{ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 },	/* field 0 */
 	};
