@@ -1,22 +1,542 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The device switch: command validation against a fake driver.
+ * The device switch. First against a fake driver on the other end of a
+ * channel pair: the good path (command executed, completion fed back,
+ * guest completion delivered, acks), then every command the switch must
+ * refuse — wrong generation, unknown request, image range outside the
+ * image, guest segment outside the request's, wrong direction, duplicate
+ * output id, malformed message — and a driver that goes away. Then end to
+ * end through the harness and the real pairvisor-blkdrv.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/virtio_blk.h>
+
 #include "cunit_main.h"
 #include "devswitch.h"
+#include "harness.h"
+#include "image.h"
+#include "transport.h"
+#include "virtio_blk.h"
+#include "vm.h"
+#include "wire.h"
 
-static void test_placeholder_names(void)
+#define IMG_SIZE	(1 << 20)
+#define BUF		0x10000ULL
+
+static char dir[] = "/tmp/pv-test-ds-XXXXXX";
+static char path[256];
+static struct vm vm;
+static struct image img;
+static struct vm_disk_config disk = { .format = "raw" };
+static struct devswitch *sw;
+static struct pv_chan *drv;
+static uint8_t msg[PV_MSG_MAX];
+
+static struct {
+	int calls;
+	uint16_t head;
+	uint8_t status;
+	uint32_t written;
+} done;
+
+static void on_done(void *owner, uint16_t head, uint8_t status,
+		    uint32_t written)
 {
-	CU_ASSERT_STRING_EQUAL(DS_DRIVER_NAME, "pairvisor-blkdrv");
+	(void)owner;
+	done.calls++;
+	done.head = head;
+	done.status = status;
+	done.written = written;
 }
 
-static CU_TestInfo tests[] = {
-	{ "driver name", test_placeholder_names },
+static int make_image(void)
+{
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/disk.img", dir);
+	fd = open(path, O_CREAT | O_RDWR, 0644);
+	if (fd < 0 || ftruncate(fd, IMG_SIZE))
+		return -1;
+	for (uint32_t s = 0; s < IMG_SIZE / 512; s++) {
+		uint32_t v[128];
+
+		for (int i = 0; i < 128; i++)
+			v[i] = s;
+		if (pwrite(fd, v, sizeof(v), s * 512) != sizeof(v))
+			return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int drv_send(Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, msg, sizeof(msg));
+
+	return len > 0 ? pv_chan_send(drv, msg, len) : -EMSGSIZE;
+}
+
+/* Next message from the switch of type @type (others skipped), or NULL. */
+static Pv__Envelope *drv_expect(Pv__Envelope__MsgCase type)
+{
+	for (int i = 0; i < 64; i++) {
+		struct pollfd p = { .fd = pv_chan_fd(drv), .events = POLLIN };
+		const char *why;
+		Pv__Envelope *env;
+		ssize_t n;
+
+		if (poll(&p, 1, 1000) <= 0)
+			return NULL;
+		n = pv_chan_recv(drv, msg, sizeof(msg));
+		if (n <= 0)
+			return NULL;
+		env = pv_msg_decode(msg, n, &why);
+		if (env && env->msg_case == type)
+			return env;
+		pv_msg_free(env);
+	}
+	return NULL;
+}
+
+static int send_attach(void)
+{
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__Attach a = PV__ATTACH__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	id.seq = 1;
+	a.id = &id;
+	a.generation = 1;
+	a.format = "raw";
+	a.virtual_size = IMG_SIZE;
+	a.build = "test";
+	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+	env.attach = &a;
+	return drv_send(&env);
+}
+
+static int setup(void)
+{
+	struct devswitch_config cfg = {
+		.disk = &disk, .img = &img, .index = 0, .done = on_done,
+	};
+	struct pv_chan *rt;
+	const char *why;
+	char url[32];
+	int fd;
+
+	if (!mkdtemp(dir) || make_image())
+		return -1;
+	disk.path = path;
+	pthread_mutex_init(&vm.lock, NULL);
+	if (guest_mem_create(&vm.mem, 4 << 20) ||
+	    image_open(&img, path, false, &why))
+		return -1;
+	if (pv_chan_pair(&rt, &fd))
+		return -1;
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	if (pv_chan_connect(url, &drv))
+		return -1;
+	if (send_attach())	/* waits in the socket for the switch */
+		return -1;
+	if (devswitch_create_chan(&vm, &cfg, rt, 0, &sw))
+		return -1;
+	return 0;
+}
+
+static int teardown(void)
+{
+	char cmd[300];
+
+	devswitch_destroy(sw);
+	pv_chan_close(drv);
+	image_close(&img);
+	guest_mem_destroy(&vm.mem);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) ? -1 : 0;
+}
+
+/* A guest read of @len bytes at sector @sector into BUF; its input seq. */
+static uint64_t submit(uint16_t head, uint32_t type, uint64_t sector,
+		       uint32_t len)
+{
+	static uint8_t status;
+	struct blk_req r = { .head = head, .type = type, .sector = sector,
+			     .status = &status };
+	Pv__Envelope *env;
+	uint64_t seq = 0;
+
+	r.seg[0] = (struct blk_seg){ .gpa = BUF, .len = len };
+	if (type == VIRTIO_BLK_T_IN) {
+		r.nr_in = 1;
+		r.in_len = len;
+	} else {
+		r.nr_out = 1;
+		r.out_len = len;
+	}
+	devswitch_submit(sw, &r);
+	env = drv_expect(PV__ENVELOPE__MSG_IO_REQUEST);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	CU_ASSERT_EQUAL(env->io_request->sector, sector);
+	CU_ASSERT_EQUAL(env->io_request->n_in + env->io_request->n_out, 1);
+	seq = env->io_request->seq;
+	pv_msg_free(env);
+	return seq;
+}
+
+static void command(uint64_t id_seq, uint32_t gen, uint64_t req,
+		    Pv__CommandOp op, uint64_t off, uint64_t len,
+		    uint64_t gpa, uint32_t seg_len)
+{
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__Segment s = PV__SEGMENT__INIT, *sp = &s;
+	Pv__DeviceCommand c = PV__DEVICE_COMMAND__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	id.seq = id_seq;
+	s.gpa = gpa;
+	s.len = seg_len;
+	c.id = &id;
+	c.generation = gen;
+	c.request_seq = req;
+	c.op = op;
+	c.offset = off;
+	c.length = len;
+	if (seg_len) {
+		c.n_segments = 1;
+		c.segments = &sp;
+	}
+	env.msg_case = PV__ENVELOPE__MSG_DEVICE_COMMAND;
+	env.device_command = &c;
+	CU_ASSERT_EQUAL(drv_send(&env), 0);
+	devswitch_poll(sw);
+}
+
+static void guest_completion(uint64_t id_seq, uint64_t req, uint32_t status,
+			     uint32_t written)
+{
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__GuestCompletion g = PV__GUEST_COMPLETION__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	id.seq = id_seq;
+	g.id = &id;
+	g.generation = 1;
+	g.request_seq = req;
+	g.status = status;
+	g.written = written;
+	env.msg_case = PV__ENVELOPE__MSG_GUEST_COMPLETION;
+	env.guest_completion = &g;
+	CU_ASSERT_EQUAL(drv_send(&env), 0);
+	devswitch_poll(sw);
+}
+
+/* The switch's DeviceCompletion for command (@seq, 0): its input seq. */
+static uint64_t expect_completion(uint64_t seq, int status)
+{
+	Pv__Envelope *env = drv_expect(PV__ENVELOPE__MSG_DEVICE_COMPLETION);
+	uint64_t in;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	CU_ASSERT_EQUAL(env->device_completion->command->seq, seq);
+	CU_ASSERT_EQUAL(env->device_completion->status, status);
+	in = env->device_completion->seq;
+	pv_msg_free(env);
+	return in;
+}
+
+static void expect_error(void)
+{
+	Pv__Envelope *env = drv_expect(PV__ENVELOPE__MSG_ERROR);
+
+	CU_ASSERT_PTR_NOT_NULL(env);
+	pv_msg_free(env);
+}
+
+static void test_handshake(void)
+{
+	Pv__Envelope *env = drv_expect(PV__ENVELOPE__MSG_HELLO);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	CU_ASSERT_EQUAL(env->hello->generation, 1);
+	CU_ASSERT(env->hello->active);
+	CU_ASSERT_EQUAL(env->hello->protocol, PV_PROTOCOL_VERSION);
+	pv_msg_free(env);
+	env = drv_expect(PV__ENVELOPE__MSG_OPEN);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	CU_ASSERT_EQUAL(env->open->seq, 1);
+	CU_ASSERT_EQUAL(env->open->image_size, IMG_SIZE);
+	pv_msg_free(env);
+	CU_ASSERT_EQUAL(devswitch_capacity(sw), IMG_SIZE);
+	CU_ASSERT_EQUAL(devswitch_generation(sw), 1);
+}
+
+static void test_good_read(void)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	uint32_t *g = guest_ptr(&vm.mem, BUF, 4096);
+	uint64_t seq, in;
+	Pv__Envelope *env;
+
+	memset(g, 0xff, 4096);
+	seq = submit(3, VIRTIO_BLK_T_IN, 8, 4096);
+	command(seq, 1, seq, PV__COMMAND_OP__CMD_READ_TO_GUEST, 8 * 512, 4096,
+		BUF, 4096);
+	CU_ASSERT_EQUAL(st->executed, 1);
+	in = expect_completion(seq, 0);
+	CU_ASSERT_EQUAL(in, seq + 1);
+	CU_ASSERT_EQUAL(g[0], 8);
+	CU_ASSERT_EQUAL(g[1023], 15);
+	env = drv_expect(PV__ENVELOPE__MSG_ACK);
+	CU_ASSERT_PTR_NOT_NULL(env);
+	if (env)
+		CU_ASSERT(env->ack->n_executed >= 1);
+	pv_msg_free(env);
+
+	done.calls = 0;
+	guest_completion(in, seq, VIRTIO_BLK_S_OK, 4096);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.head, 3);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_OK);
+	CU_ASSERT_EQUAL(done.written, 4096);
+	CU_ASSERT_EQUAL(st->completions, 1);
+	CU_ASSERT_EQUAL(st->rejected, 0);
+}
+
+/* A request the driver answers with a bad command: rejected, IOERR. */
+static void bad_command(uint32_t gen, Pv__CommandOp op, uint64_t off,
+			uint64_t len, uint64_t gpa, uint32_t seg_len,
+			uint64_t *ctr)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	uint64_t rejected = st->rejected, before = *ctr, seq;
+	uint64_t executed = st->executed;
+
+	seq = submit(5, VIRTIO_BLK_T_IN, 0, 4096);
+	done.calls = 0;
+	command(seq, gen, seq, op, off, len, gpa, seg_len);
+	CU_ASSERT_EQUAL(st->rejected, rejected + 1);
+	CU_ASSERT_EQUAL(*ctr, before + 1);
+	CU_ASSERT_EQUAL(st->executed, executed);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.head, 5);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_IOERR);
+	expect_error();
+	/* the late guest completion of the failed request is dropped */
+	done.calls = 0;
+	guest_completion(seq + 1, seq, VIRTIO_BLK_S_OK, 0);
+	CU_ASSERT_EQUAL(done.calls, 0);
+}
+
+static void test_rejected(void)
+{
+	struct devswitch_stats *st = (struct devswitch_stats *)devswitch_stats(sw);
+	const Pv__CommandOp rd = PV__COMMAND_OP__CMD_READ_TO_GUEST;
+
+	/* wrong generation */
+	bad_command(2, rd, 0, 4096, BUF, 4096, &st->stale_generation);
+	/* image range outside the image, or wrapping */
+	bad_command(1, rd, IMG_SIZE - 512, 4096, BUF, 4096, &st->rejected);
+	bad_command(1, rd, ~0ULL - 100, 4096, BUF, 4096, &st->rejected);
+	/* guest segment outside the request's buffers */
+	bad_command(1, rd, 0, 4096, BUF + 2048, 4096, &st->rejected);
+	bad_command(1, rd, 0, 4096, BUF - 512, 512, &st->rejected);
+	bad_command(1, rd, 0, 4096, 0x300000, 4096, &st->rejected);
+	/* the request's in buffers are not for reading guest memory */
+	bad_command(1, PV__COMMAND_OP__CMD_WRITE_FROM_GUEST, 0, 4096, BUF,
+		    4096, &st->rejected);
+	/* length and segments disagree */
+	bad_command(1, rd, 0, 8192, BUF, 4096, &st->rejected);
+}
+
+static void test_unknown_request(void)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	uint64_t rejected = st->rejected;
+
+	command(9999, 1, 9999, PV__COMMAND_OP__CMD_READ_TO_GUEST, 0, 512,
+		BUF, 512);
+	CU_ASSERT_EQUAL(st->rejected, rejected + 1);
+	expect_error();
+}
+
+static void test_duplicate(void)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	uint64_t seq, executed = st->executed, dup = st->duplicates;
+
+	seq = submit(6, VIRTIO_BLK_T_IN, 0, 4096);
+	command(seq, 1, seq, PV__COMMAND_OP__CMD_READ_TO_GUEST, 0, 4096, BUF,
+		4096);
+	expect_completion(seq, 0);
+	CU_ASSERT_EQUAL(st->executed, executed + 1);
+	/* the very same output again: never executed twice */
+	command(seq, 1, seq, PV__COMMAND_OP__CMD_READ_TO_GUEST, 0, 4096, BUF,
+		4096);
+	CU_ASSERT_EQUAL(st->executed, executed + 1);
+	CU_ASSERT_EQUAL(st->duplicates, dup + 1);
+	expect_error();
+}
+
+static void test_malformed(void)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	uint64_t bad = st->malformed;
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0x01, 0x02 };
+
+	CU_ASSERT_EQUAL(pv_chan_send(drv, junk, sizeof(junk)), 0);
+	devswitch_poll(sw);
+	CU_ASSERT_EQUAL(st->malformed, bad + 1);
+	expect_error();
+}
+
+static void test_driver_gone(void)
+{
+	const struct devswitch_stats *st = devswitch_stats(sw);
+	static uint8_t status;
+	struct blk_req r = { .head = 9, .type = VIRTIO_BLK_T_FLUSH,
+			     .status = &status };
+
+	submit(7, VIRTIO_BLK_T_IN, 0, 512);
+	done.calls = 0;
+	pv_chan_close(drv);
+	drv = NULL;
+	devswitch_poll(sw);
+	CU_ASSERT_EQUAL(st->driver_deaths, 1);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.head, 7);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_IOERR);
+	/* later requests fail at once */
+	devswitch_submit(sw, &r);
+	CU_ASSERT_EQUAL(done.calls, 2);
+	CU_ASSERT_EQUAL(done.head, 9);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_IOERR);
+}
+
+/* ---- end to end: harness + pairvisor-blkdrv ---- */
+
+static bool driver_has(pid_t pid, const char *what)
+{
+	char p[64], link[PATH_MAX], line[512];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+	d = opendir(p);
+	while (d && (de = readdir(d))) {
+		char fdp[400];
+		ssize_t n;
+
+		snprintf(fdp, sizeof(fdp), "%s/%s", p, de->d_name);
+		n = readlink(fdp, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found |= strstr(link, what) != NULL;
+		}
+	}
+	if (d)
+		closedir(d);
+	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
+	f = fopen(p, "r");
+	while (f && fgets(line, sizeof(line), f))
+		found |= strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void test_end_to_end(void)
+{
+	struct vm_config cfg = { .nr_vcpus = 1 };
+	struct harness_done hd;
+	struct harness *h;
+	const char *why;
+	uint8_t *w, *r, file[8192];
+	struct devswitch *hsw;
+	pid_t pid;
+	int fd;
+
+	image_close(&img);	/* the harness's VMM opens it */
+	CU_ASSERT_EQUAL_FATAL(virtio_blk_parse_disk(path, &cfg, &why), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_create(&cfg, &h), 0);
+	CU_ASSERT_EQUAL(harness_capacity(h, 0), IMG_SIZE / 512);
+	hsw = virtio_blk_switch(virtio_blk_get(harness_vm(h), 0));
+	pid = devswitch_driver_pid(hsw);
+	CU_ASSERT(pid > 0);
+	/* the driver never opens the image nor maps guest RAM */
+	CU_ASSERT_FALSE(driver_has(pid, path));
+	CU_ASSERT_FALSE(driver_has(pid, "pairvisor-guest-ram"));
+	CU_ASSERT_TRUE(driver_has(getpid(), "pairvisor-guest-ram"));
+
+	w = harness_buf(h, 0, 0);
+	r = harness_buf(h, 0, 1);
+	for (int i = 0; i < 8192; i++)
+		w[i] = i * 7 + 3;
+	CU_ASSERT_EQUAL(harness_submit(h, 0, 0, VIRTIO_BLK_T_OUT, 16, 8192), 0);
+	CU_ASSERT_EQUAL(harness_wait(h, 0, &hd, 5000), 0);
+	CU_ASSERT_EQUAL(hd.status, VIRTIO_BLK_S_OK);
+	CU_ASSERT_EQUAL(harness_submit(h, 0, 1, VIRTIO_BLK_T_IN, 16, 8192), 0);
+	CU_ASSERT_EQUAL(harness_wait(h, 0, &hd, 5000), 0);
+	CU_ASSERT_EQUAL(hd.status, VIRTIO_BLK_S_OK);
+	CU_ASSERT_EQUAL(hd.used_len, 8193);
+	CU_ASSERT_EQUAL(memcmp(w, r, 8192), 0);
+	CU_ASSERT_EQUAL(harness_submit(h, 0, 0, VIRTIO_BLK_T_FLUSH, 0, 0), 0);
+	CU_ASSERT_EQUAL(harness_wait(h, 0, &hd, 5000), 0);
+	CU_ASSERT_EQUAL(hd.status, VIRTIO_BLK_S_OK);
+	/* past the end: the driver answers IOERR */
+	CU_ASSERT_EQUAL(harness_submit(h, 0, 1, VIRTIO_BLK_T_IN,
+				       IMG_SIZE / 512, 512), 0);
+	CU_ASSERT_EQUAL(harness_wait(h, 0, &hd, 5000), 0);
+	CU_ASSERT_EQUAL(hd.status, VIRTIO_BLK_S_IOERR);
+	fd = open(path, O_RDONLY);
+	CU_ASSERT_EQUAL(pread(fd, file, 8192, 16 * 512), 8192);
+	close(fd);
+	CU_ASSERT_EQUAL(memcmp(w, file, 8192), 0);
+
+	/* the driver dies: I/O errors, the VMM goes on */
+	kill(pid, SIGKILL);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(harness_submit(h, 0, 1, VIRTIO_BLK_T_IN, 0,
+					       512), 0);
+		CU_ASSERT_EQUAL(harness_wait(h, 0, &hd, 5000), 0);
+		if (hd.status == VIRTIO_BLK_S_IOERR)
+			break;
+		usleep(100000);
+	}
+	CU_ASSERT_EQUAL(hd.status, VIRTIO_BLK_S_IOERR);
+	pthread_mutex_lock(&harness_vm(h)->lock);
+	CU_ASSERT_EQUAL(devswitch_stats(hsw)->driver_deaths, 1);
+	CU_ASSERT_EQUAL(devswitch_driver_pid(hsw), 0);
+	pthread_mutex_unlock(&harness_vm(h)->lock);
+	harness_destroy(h);
+}
+
+static CU_TestInfo fake_tests[] = {
+	{ "handshake", test_handshake },
+	{ "a read executed and completed", test_good_read },
+	{ "bad commands rejected, request fails", test_rejected },
+	{ "command for an unknown request", test_unknown_request },
+	{ "an output id is executed once", test_duplicate },
+	{ "malformed message", test_malformed },
+	{ "driver gone: I/O errors", test_driver_gone },
+	{ "end to end: harness + pairvisor-blkdrv", test_end_to_end },
 	CU_TEST_INFO_NULL,
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "devswitch", NULL, NULL, NULL, NULL, tests },
+	{ "devswitch", setup, teardown, NULL, NULL, fake_tests },
 	CU_SUITE_INFO_NULL,
 };
 
