@@ -540,7 +540,7 @@ static void test_driver_dies(void)
 	/* one blkverify went through the driver; kill it in the next one */
 	CU_ASSERT(vmm_console_wait("PVTEST blkverify PASS", TIMEOUT_MS));
 	if (drv > 0) {
-		sleep_ms(10);
+		sleep_ms(100);	/* one blkverify of 2048 blocks: ~0.3 s */
 		CU_ASSERT_EQUAL(kill(drv, SIGKILL), 0);
 	}
 	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
