@@ -239,10 +239,16 @@ void printk(const char *fmt, ...)
 u32 crc32(u32 crc, const void *buf, size_t len)
 {
 	static u32 table[256];
+	static volatile bool ready;
 	const u8 *p = buf;
 	unsigned int i, k;
 
-	if (!table[1]) {
+	/*
+	 * CPUs may get here together (smp): each fills the table with the
+	 * same values, and none uses it before its own or another's is
+	 * complete (x86 keeps the stores in order; barrier() the compiler).
+	 */
+	if (!ready) {
 		for (i = 0; i < 256; i++) {
 			u32 c = i;
 
@@ -250,6 +256,8 @@ u32 crc32(u32 crc, const void *buf, size_t len)
 				c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
 			table[i] = c;
 		}
+		barrier();
+		ready = true;
 	}
 	crc = ~crc;
 	while (len--)
