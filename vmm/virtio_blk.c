@@ -304,6 +304,16 @@ static uint8_t *blk_salvage_status(struct virtqueue *vq, uint16_t head)
 	return NULL;
 }
 
+static const char *blk_pop_error(int err)
+{
+	switch (err) {
+	case -EFAULT: return "descriptor outside guest RAM";
+	case -ELOOP: return "looping descriptor chain";
+	case -E2BIG: return "descriptor chain too long";
+	default: return "malformed descriptor chain (index, order or indirect table)";
+	}
+}
+
 /* Returns false when the queue must not be used any more. */
 static bool blk_fail_chain(struct virtio_blk *blk, uint16_t head,
 			   uint8_t *status, const char *why)
@@ -368,7 +378,7 @@ static void blk_notify(struct virtio_dev *vdev, uint16_t q)
 		    !blk_fail_chain(blk, blk->chain.head,
 				    blk->chain.head < vq->size ?
 				    blk_salvage_status(vq, blk->chain.head) :
-				    NULL, strerror(-ret)))
+				    NULL, blk_pop_error(ret)))
 			return;
 	}
 }
@@ -436,7 +446,8 @@ static void blk_serial(struct virtio_blk *blk)
 
 	memset(blk->serial, 0, sizeof(blk->serial));
 	if (*base && strcmp(base, "/") && strcmp(base, "."))
-		strncpy(blk->serial, base, sizeof(blk->serial));
+		/* virtio: 20 bytes, NUL-padded, not necessarily terminated */
+		memcpy(blk->serial, base, strnlen(base, sizeof(blk->serial)));
 	else
 		snprintf(blk->serial, sizeof(blk->serial), "pvdisk%d",
 			 blk->index);
