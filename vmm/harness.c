@@ -13,10 +13,11 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <linux/virtio_blk.h>
@@ -42,6 +43,7 @@ struct h_disk {
 	struct virtio_blk *blk;
 	struct virtio_dev *vdev;
 	uint64_t ring;		/* guest-physical base of the ring area */
+	int efd;		/* eventfd: the device used a buffer */
 	uint16_t avail_idx;
 	uint16_t used_seen;
 	uint8_t busy[HARNESS_SLOTS];
@@ -105,6 +107,15 @@ static int h_queue_up(struct harness *h, int d)
 	return err;
 }
 
+static void h_on_used(void *arg)
+{
+	struct h_disk *hd = arg;
+	uint64_t one = 1;
+
+	if (write(hd->efd, &one, sizeof(one)) < 0)
+		return;		/* counter full: a wake-up is pending anyway */
+}
+
 static int h_disks_up(struct harness *h)
 {
 	int err;
@@ -113,6 +124,10 @@ static int h_disks_up(struct harness *h)
 		h->disk[d].blk = virtio_blk_get(&h->vm, d);
 		if (!h->disk[d].blk)
 			return -ENODEV;
+		h->disk[d].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (h->disk[d].efd < 0)
+			return -errno;
+		virtio_blk_set_on_used(h->disk[d].blk, h_on_used, &h->disk[d]);
 		h->disk[d].vdev = virtio_blk_vdev(h->disk[d].blk);
 		err = h_queue_up(h, d);
 		if (err)
@@ -120,6 +135,13 @@ static int h_disks_up(struct harness *h)
 		h->nr_disks++;
 	}
 	return 0;
+}
+
+static void h_disks_close(struct harness *h)
+{
+	for (int d = 0; d < h->cfg.nr_disks; d++)
+		if (h->disk[d].efd > 0)
+			close(h->disk[d].efd);
 }
 
 int harness_create(const struct vm_config *cfg, struct harness **out)
@@ -158,6 +180,7 @@ int harness_create(const struct vm_config *cfg, struct harness **out)
 
 out_devs:
 	vm_devices_exit(&h->vm);
+	h_disks_close(h);
 out_vm:
 	vm_destroy(&h->vm);
 	free(h);
@@ -171,6 +194,7 @@ void harness_destroy(struct harness *h)
 		pthread_join(h->loop_thread, NULL);
 	}
 	vm_devices_exit(&h->vm);
+	h_disks_close(h);
 	vm_destroy(&h->vm);
 	free(h);
 }
@@ -300,11 +324,19 @@ int harness_wait(struct harness *h, int disk, struct harness_done *done,
 	if (disk < 0 || disk >= h->nr_disks)
 		return -EINVAL;
 	hd = &h->disk[disk];
-	for (unsigned int spins = 0;; spins++) {
+	for (;;) {
+		struct pollfd p = { .fd = hd->efd, .events = POLLIN };
+		uint64_t now, cnt;
+
 		if (h_reap(h, hd, done))
 			return 0;
-		if (!(spins % 64) && vm_clock_ns() > deadline)
+		now = vm_clock_ns();
+		if (now > deadline)
 			return -ETIMEDOUT;
-		sched_yield();
+		/* sleep until the device uses a buffer (no CPU stolen from
+		 * the loop thread and the driver) */
+		if (poll(&p, 1, (deadline - now) / 1000000 + 1) > 0 &&
+		    read(hd->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			return -errno;
 	}
 }

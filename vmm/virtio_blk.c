@@ -45,6 +45,8 @@ struct virtio_blk {
 	char serial[BLK_ID_BYTES];
 	struct blk_slot slot[BLK_QUEUE_SIZE];
 	struct blk_stats stats;
+	void (*on_used)(void *arg);	/* harness: used ring advanced */
+	void *on_used_arg;
 	struct vq_chain chain;		/* scratch */
 	struct blk_req req;		/* scratch */
 };
@@ -237,6 +239,8 @@ void blk_complete(struct virtio_blk *blk, uint16_t head, uint8_t status,
 	s->status = NULL;
 	vq_push(vq, head, written + 1);
 	virtio_signal_vq(blk->vdev, 0);
+	if (blk->on_used)
+		blk->on_used(blk->on_used_arg);
 }
 
 static void blk_done(void *owner, uint16_t head, uint8_t status,
@@ -653,6 +657,13 @@ struct devswitch *virtio_blk_switch(struct virtio_blk *blk)
 const struct blk_stats *virtio_blk_stats(struct virtio_blk *blk)
 {
 	return &blk->stats;
+}
+
+void virtio_blk_set_on_used(struct virtio_blk *blk, void (*fn)(void *arg),
+			    void *arg)
+{
+	blk->on_used = fn;
+	blk->on_used_arg = arg;
 }
 
 uint64_t virtio_blk_capacity(struct virtio_blk *blk)
