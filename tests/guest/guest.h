@@ -34,9 +34,9 @@
  * irq_counts[i] by its own six-instruction stub (head64.S).
  */
 #define VEC_IRQ_BASE	0x40
-#define NR_IRQ_VECS	16
+#define NR_IRQ_VECS	32
 #define IRQ_RNG		0		/* virtio-rng queue */
-#define BLK_MAX_DISKS	4
+#define BLK_MAX_DISKS	8		/* as many as the VMM takes */
 #define IRQ_BLK_Q(k)	(1 + (k))	/* virtio-blk disk k: queue */
 #define IRQ_BLK_CFG(k)	(1 + BLK_MAX_DISKS + (k))	/* and config change */
 #define IRQ_STUB_SIZE	32

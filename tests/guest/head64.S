@@ -197,7 +197,7 @@ exc_common:
 	.balign	IRQ_STUB_SIZE
 	.globl	irq_stubs, irq_spurious
 irq_stubs:
-	.irp	i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+	.irp	i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	IRQ	\i
 	.endr
 
