@@ -587,6 +587,8 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 		why = "raw virtual size larger than the image";
 	if (why) {
 		ds_reject(sw, "attach", ctr, NULL, why);
+		if (sw->state == DS_STARTING)
+			ds_driver_dead(sw, "it sent an unusable Attach");
 		return;
 	}
 	ds_ack(sw, a->id);

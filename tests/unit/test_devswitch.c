@@ -108,7 +108,7 @@ static Pv__Envelope *drv_expect(Pv__Envelope__MsgCase type)
 	return NULL;
 }
 
-static int send_attach(void)
+static int send_attach_gen(uint32_t gen, uint64_t size)
 {
 	Pv__OutputId id = PV__OUTPUT_ID__INIT;
 	Pv__Attach a = PV__ATTACH__INIT;
@@ -116,13 +116,18 @@ static int send_attach(void)
 
 	id.seq = 1;
 	a.id = &id;
-	a.generation = 1;
+	a.generation = gen;
 	a.format = "raw";
-	a.virtual_size = IMG_SIZE;
+	a.virtual_size = size;
 	a.build = "test";
 	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
 	env.attach = &a;
 	return drv_send(&env);
+}
+
+static int send_attach(void)
+{
+	return send_attach_gen(1, IMG_SIZE);
 }
 
 static int setup(void)
@@ -279,6 +284,35 @@ static void test_handshake(void)
 	pv_msg_free(env);
 	CU_ASSERT_EQUAL(devswitch_capacity(sw), IMG_SIZE);
 	CU_ASSERT_EQUAL(devswitch_generation(sw), 1);
+}
+
+/* A driver whose Attach is unusable is given up at once. */
+static void bad_attach(uint32_t gen, uint64_t size)
+{
+	struct devswitch_config cfg = {
+		.disk = &disk, .img = &img, .index = 1, .done = on_done,
+	};
+	struct pv_chan *rt, *save = drv;
+	struct devswitch *bad = NULL;
+	uint64_t t0 = vm_clock_ns();
+	char url[32];
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(pv_chan_pair(&rt, &fd), 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_EQUAL_FATAL(pv_chan_connect(url, &drv), 0);
+	CU_ASSERT_EQUAL(send_attach_gen(gen, size), 0);
+	CU_ASSERT_EQUAL(devswitch_create_chan(&vm, &cfg, rt, 0, &bad), -EIO);
+	CU_ASSERT(vm_clock_ns() - t0 < 2000000000ULL);
+	pv_chan_close(drv);
+	drv = save;
+}
+
+static void test_bad_attach(void)
+{
+	bad_attach(7, IMG_SIZE);		/* another generation */
+	bad_attach(1, IMG_SIZE + 512);		/* raw larger than the file */
+	bad_attach(1, 1000);			/* not whole sectors */
 }
 
 static void test_good_read(void)
@@ -525,6 +559,7 @@ static void test_end_to_end(void)
 
 static CU_TestInfo fake_tests[] = {
 	{ "handshake", test_handshake },
+	{ "unusable Attach", test_bad_attach },
 	{ "a read executed and completed", test_good_read },
 	{ "bad commands rejected, request fails", test_rejected },
 	{ "command for an unknown request", test_unknown_request },
