@@ -601,31 +601,36 @@ int virtio_blk_parse_disk(const char *arg, struct vm_config *cfg,
 			  const char **why)
 {
 	struct vm_disk_config *d;
-	char *s, *opt, *save = NULL;
+	const char *opt = strchr(arg, ',');
+	size_t len = opt ? (size_t)(opt - arg) : strlen(arg);
+	char buf[64];
 
 	*why = NULL;
 	if (cfg->nr_disks >= VM_MAX_DISKS) {
 		*why = "at most 8 disks";
 		return -E2BIG;
 	}
-	s = strdup(arg);	/* lives as long as the configuration */
-	if (!s) {
-		*why = "out of memory";
-		return -ENOMEM;
+	if (!len || len >= VM_DISK_PATH_MAX) {
+		*why = !len ? "want FILE[,option...]" : "file name too long";
+		return -EINVAL;
 	}
 	d = &cfg->disks[cfg->nr_disks];
 	*d = (struct vm_disk_config){ .format = "raw" };
-	d->path = strtok_r(s, ",", &save);
-	if (!d->path || *arg == ',') {
-		*why = "want FILE[,option...]";
-		free(s);
-		return -EINVAL;
-	}
-	while ((opt = strtok_r(NULL, ",", &save)))
-		if (blk_parse_opt(opt, d, why)) {
-			free(s);
+	memcpy(d->path, arg, len);
+	while (opt) {
+		const char *next = strchr(opt + 1, ',');
+		size_t n = next ? (size_t)(next - opt - 1) : strlen(opt + 1);
+
+		if (n >= sizeof(buf)) {
+			*why = "unknown option";
 			return -EINVAL;
 		}
+		memcpy(buf, opt + 1, n);
+		buf[n] = '\0';
+		if (blk_parse_opt(buf, d, why))
+			return -EINVAL;
+		opt = next;
+	}
 	cfg->nr_disks++;
 	return 0;
 }

@@ -25,10 +25,11 @@ struct vcpu;
 struct pci_host;
 
 #define VM_MAX_DISKS	8
+#define VM_DISK_PATH_MAX	4096
 
 /* One --disk FILE[,format=raw][,readonly=on][,driver=inline]. */
 struct vm_disk_config {
-	const char *path;
+	char path[VM_DISK_PATH_MAX];
 	const char *format;	/* "raw" */
 	bool readonly;
 	bool inline_io;		/* driver=inline: the VMM does raw I/O itself,

@@ -142,7 +142,7 @@ static int setup(void)
 
 	if (!mkdtemp(dir) || make_image())
 		return -1;
-	disk.path = path;
+	snprintf(disk.path, sizeof(disk.path), "%s", path);
 	pthread_mutex_init(&vm.lock, NULL);
 	if (guest_mem_create(&vm.mem, 4 << 20) ||
 	    image_open(&img, path, false, &why))
