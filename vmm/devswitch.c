@@ -821,6 +821,7 @@ static void ds_child(const char *path, int fd)
 	static char arg_url[] = "fd:3";
 	char *argv[] = { (char *)DS_DRIVER_NAME, arg_channel, arg_url, NULL };
 	sigset_t none;
+	int null;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() == 1)
@@ -830,6 +831,11 @@ static void ds_child(const char *path, int fd)
 	if (fd == DS_CHILD_FD)
 		fcntl(fd, F_SETFD, 0);
 	else if (dup2(fd, DS_CHILD_FD) < 0)
+		_exit(127);
+	/* the console is the guest's: no stdin, no stdout; stderr for logs */
+	null = open("/dev/null", O_RDWR);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+	    dup2(null, STDOUT_FILENO) < 0)
 		_exit(127);
 	/* nothing else: never the image, never guest RAM */
 	close_range(DS_CHILD_FD + 1, ~0U, 0);

@@ -239,6 +239,18 @@ static void fd_scan(pid_t pid, const struct stat *img, struct fd_scan *s)
 	closedir(d);
 }
 
+/* Whether descriptor @fd of @pid is /dev/null. */
+static bool fd_is_null(pid_t pid, int fd)
+{
+	char path[64], link[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = '\0';
+	return !strcmp(link, "/dev/null");
+}
+
 /* Mappings of @pid naming @img or the RAM memfd, or with inode @ram_ino. */
 static int maps_scan(pid_t pid, const char *img, ino_t ram_ino)
 {
@@ -292,6 +304,9 @@ static void test_driver_isolation(void)
 		CU_ASSERT_EQUAL(drv_fds.image, 0);
 		CU_ASSERT_EQUAL(drv_fds.ram, 0);
 		CU_ASSERT_EQUAL(maps_scan(drv, real, vmm_fds.ram_ino), 0);
+		/* the console is the guest's, not the driver's */
+		CU_ASSERT_TRUE(fd_is_null(drv, STDIN_FILENO));
+		CU_ASSERT_TRUE(fd_is_null(drv, STDOUT_FILENO));
 	}
 	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
 	close(in);
