@@ -15,6 +15,7 @@
 #include "vmmrun.h"
 
 #define LINUX_TIMEOUT_MS	90000
+#define LINUX_LINE		"KASLR disabled: 'nokaslr' on cmdline."
 
 static char *debian_kernel(void)
 {
@@ -40,10 +41,11 @@ static void test_debian_kernel(void)
 	struct vmm_result r;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(kernel);
-	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, LINUX_TIMEOUT_MS, "KASLR disabled",
+	/* the whole line: the kernel prints it a character at a time */
+	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, LINUX_TIMEOUT_MS, LINUX_LINE "\r\n",
 				      argv), 0);
 	CU_ASSERT_TRUE(r.matched);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "KASLR disabled: 'nokaslr' on cmdline."));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, LINUX_LINE));
 	CU_ASSERT_FALSE(r.timed_out);
 	CU_ASSERT_EQUAL(r.status, 0);		/* SIGTERM: orderly stop */
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "stopping the guest"));
