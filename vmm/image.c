@@ -219,14 +219,15 @@ bool image_range_ok(const struct image *img, uint64_t off, uint64_t len)
 	return off <= img->size && len <= img->size - off;
 }
 
-int image_read(struct image *img, uint64_t off, void *buf, uint64_t len)
+/* pread/pwrite all of [off, off + len), retrying short transfers. */
+static int image_xfer(struct image *img, uint64_t off, uint8_t *p,
+		      uint64_t len, bool write)
 {
-	uint8_t *p = buf;
-
 	if (!image_range_ok(img, off, len))
 		return -ERANGE;
 	while (len) {
-		ssize_t n = pread(img->fd, p, len, off);
+		ssize_t n = write ? pwrite(img->fd, p, len, off) :
+				    pread(img->fd, p, len, off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -241,29 +242,17 @@ int image_read(struct image *img, uint64_t off, void *buf, uint64_t len)
 	return 0;
 }
 
+int image_read(struct image *img, uint64_t off, void *buf, uint64_t len)
+{
+	return image_xfer(img, off, buf, len, false);
+}
+
 int image_write(struct image *img, uint64_t off, const void *buf,
 		uint64_t len)
 {
-	const uint8_t *p = buf;
-
 	if (img->readonly)
 		return -EROFS;
-	if (!image_range_ok(img, off, len))
-		return -ERANGE;
-	while (len) {
-		ssize_t n = pwrite(img->fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return image_xfer(img, off, (uint8_t *)buf, len, true);
 }
 
 int image_read_to_guest(struct image *img, const struct guest_mem *mem,

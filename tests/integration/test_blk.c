@@ -357,27 +357,42 @@ static void test_disk_unopenable(void)
 	free(file);
 }
 
-/* A second pairvisor-vmm on an image the first one holds. */
-static void test_locked_by_vmm(void)
+/* A pairvisor-vmm holding @img, its guest idle, waiting for console input. */
+static pid_t holder_start(const char *img, int *in)
 {
-	char *img = img_new("locked.img");
-	struct vmm_result r;
 	struct args a;
 	pid_t holder;
-	int in;
 
 	args_init(&a, "pvtest=echo");
 	args_disk(&a, img);
-	holder = vmm_start(a.v, &in);
+	holder = vmm_start(a.v, in);
 	CU_ASSERT_FATAL(holder > 0);
 	CU_ASSERT(vmm_console_wait("PVGUEST cmdline", TIMEOUT_MS));
-	/* shares the console files with the holder, which is quiet now */
-	expect_refused(img, "lock");
+	return holder;
+}
+
+/* Let the holder's guest finish; it must exit cleanly. */
+static void holder_stop(pid_t holder, int in)
+{
+	struct vmm_result r;
+
 	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
 	close(in);
 	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, holder, TIMEOUT_MS), 0);
 	CU_ASSERT_EQUAL(r.status, 0);
 	vmm_result_free(&r);
+}
+
+/* A second pairvisor-vmm on an image the first one holds. */
+static void test_locked_by_vmm(void)
+{
+	char *img = img_new("locked.img");
+	int in;
+	pid_t holder = holder_start(img, &in);
+
+	/* shares the console files with the holder, which is quiet now */
+	expect_refused(img, "lock");
+	holder_stop(holder, in);
 	free(img);
 }
 
@@ -411,25 +426,14 @@ static void test_locked_by_qemu(void)
 static void test_locks_out_qemu(void)
 {
 	char *img = img_new("held.img");
-	struct vmm_result r;
-	struct args a;
-	pid_t holder;
 	int in;
+	pid_t holder = holder_start(img, &in);
 
-	args_init(&a, "pvtest=echo");
-	args_disk(&a, img);
-	holder = vmm_start(a.v, &in);
-	CU_ASSERT_FATAL(holder > 0);
-	CU_ASSERT(vmm_console_wait("PVGUEST cmdline", TIMEOUT_MS));
 	/* qemu-io: Failed to get "write" lock */
 	CU_ASSERT_EQUAL(shell("qemu-io -f raw -c 'write 0 4k' %s 2>&1 | "
 			      "grep 'lock'", img), 0);
-	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
-	close(in);
-	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, holder, TIMEOUT_MS), 0);
-	CU_ASSERT_EQUAL(r.status, 0);
+	holder_stop(holder, in);
 	CU_ASSERT_EQUAL(pattern_verify(img, 0, 1), 0);	/* still all zero */
-	vmm_result_free(&r);
 	free(img);
 }
 
