@@ -178,6 +178,16 @@ static const char *pv_msg_check(const Pv__Envelope *e)
 	case PV__ENVELOPE__MSG_PING:
 	case PV__ENVELOPE__MSG_PONG:
 	case PV__ENVELOPE__MSG_ERROR:
+	case PV__ENVELOPE__MSG_SNAPSHOT:
+	case PV__ENVELOPE__MSG_SNAPSHOT_READY:
+		return NULL;
+	case PV__ENVELOPE__MSG_SEED:
+		return e->seed->size ? NULL : "seed of an empty arena";
+	case PV__ENVELOPE__MSG_PROMOTE:
+		if (!e->promote->generation)
+			return "promote to generation 0";
+		if (e->promote->executed && id_check(e->promote->executed))
+			return "bad executed output id";
 		return NULL;
 	default:
 		return "no message in the envelope";

@@ -66,6 +66,17 @@ err_close:
 	return err;
 }
 
+static int hdr_check(const struct pv_arena_hdr *h, uint64_t size,
+		     uint32_t layout_version)
+{
+	if (h->magic != PV_ARENA_MAGIC || h->hdr_size != sizeof(*h) ||
+	    h->size != size || h->size > ARENA_MAX)
+		return -EINVAL;
+	if (h->layout_version != layout_version)
+		return -EPROTO;
+	return 0;
+}
+
 int pv_arena_map(struct pv_arena *a, int fd, uint32_t layout_version)
 {
 	struct pv_arena_hdr h;
@@ -77,13 +88,15 @@ int pv_arena_map(struct pv_arena *a, int fd, uint32_t layout_version)
 	if ((size_t)st.st_size < sizeof(h) ||
 	    pread(fd, &h, sizeof(h), 0) != sizeof(h))
 		return -EINVAL;
-	if (h.magic != PV_ARENA_MAGIC || h.hdr_size != sizeof(h) ||
-	    h.size != (uint64_t)st.st_size || h.size > ARENA_MAX)
-		return -EINVAL;
-	if (h.layout_version != layout_version)
-		return -EPROTO;
-	err = arena_mmap(a, fd, h.size);
+	err = hdr_check(&h, st.st_size, layout_version);
+	if (!err)
+		err = arena_mmap(a, fd, h.size);
 	return err;
+}
+
+int pv_arena_check(const struct pv_arena *a, uint32_t layout_version)
+{
+	return hdr_check(a->base, a->size, layout_version);
 }
 
 void pv_arena_destroy(struct pv_arena *a)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <qb/qblog.h>
 
@@ -220,6 +221,22 @@ static void log_mark_executed(struct replica *r, const Pv__OutputId *id)
 		}
 	}
 	r->stats.unknown_acks++;
+}
+
+/* Promotion: every output up to and including @id was executed. */
+static void log_mark_upto(struct replica *r, const Pv__OutputId *id)
+{
+	uint64_t pos = r->rs->log_tail, next;
+	struct log_rec *rec;
+
+	for (; pos < r->rs->log_head; pos = next) {
+		rec = log_rec_at(r, pos, &next);
+		if (!rec)
+			continue;
+		if (rec_cmp(rec, id) > 0)
+			break;
+		rec->executed = 1;
+	}
 }
 
 /* ---- framing and sending ---- */
@@ -512,6 +529,116 @@ static int handle_input(struct replica *r, const Pv__Envelope *env)
 	return input_apply(r, env, seq);
 }
 
+/* ---- seeding and promotion ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * Copy the arena, at this input boundary, into the region the router
+ * registered: the apply loop pauses only for this copy.
+ */
+static int handle_snapshot(struct replica *r, const Pv__Snapshot *snap)
+{
+	Pv__SnapshotReady ready = PV__SNAPSHOT_READY__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	uint64_t t0 = mono_ns();
+
+	ready.status = pv_chan_bulk_write(r->ch, 0, r->arena.base,
+					  r->arena.size);
+	ready.pause_ns = mono_ns() - t0;
+	ready.nonce = snap->nonce;
+	ready.seq = r->rs->applied_seq;
+	ready.size = r->arena.size;
+	ready.layout_version = r->ops->layout_version;
+	ready.build = (char *)r->build;
+	r->stats.snapshots++;
+	r->stats.snapshot_pause_ns = ready.pause_ns;
+	if (ready.status)
+		qb_log(LOG_WARNING, "%s: snapshot at %llu: %s", r->ops->name,
+		       (unsigned long long)ready.seq,
+		       strerror(-ready.status));
+	env.msg_case = PV__ENVELOPE__MSG_SNAPSHOT_READY;
+	env.snapshot_ready = &ready;
+	if (send_env(r, &env))
+		r->stats.send_drops++;
+	return 0;
+}
+
+/* The router wrote a snapshot into our arena: is it one of ours? */
+static const char *seed_check(struct replica *r, const Pv__Seed *seed)
+{
+	const struct replica_state *rs = r->rs;
+	char *base = r->arena.base;
+
+	if (r->active)
+		return "Seed to the active";
+	if (seed->size != r->arena.size)
+		return "snapshot of another arena size";
+	if (pv_arena_check(&r->arena, r->ops->layout_version))
+		return "snapshot of another arena layout";
+	if (rs->rt_layout != RT_LAYOUT || rs->state_size != r->ops->state_size ||
+	    rs->state_off != (uint64_t)((char *)r->state - base) ||
+	    rs->log_off + rs->log_cap > rs->state_off ||
+	    rs->log_head - rs->log_tail > rs->log_cap)
+		return "snapshot of another runtime layout";
+	if (rs->applied_seq != seed->seq)
+		return "snapshot taken at another seq";
+	return NULL;
+}
+
+static int handle_seed(struct replica *r, const Pv__Seed *seed)
+{
+	const char *why = seed_check(r, seed);
+
+	if (why) {
+		send_error(r, -EPROTO, "seed at %llu: %s",
+			   (unsigned long long)seed->seq, why);
+		return -EPROTO;
+	}
+	/* outputs of inputs up to seq are the active's to deliver */
+	r->send_pos = r->rs->log_head;
+	r->acked_seq = 0;
+	r->stats.seeds++;
+	qb_log(LOG_INFO, "%s: seeded at input %llu (%llu outputs in the log)",
+	       r->ops->name, (unsigned long long)seed->seq,
+	       (unsigned long long)r->rs->log_count);
+	return 0;
+}
+
+int replica_promote(struct replica *r, uint32_t generation,
+		    const Pv__OutputId *executed)
+{
+	if (r->active || !generation)
+		return -EINVAL;
+	r->generation = generation;
+	r->active = true;
+	if (executed)
+		log_mark_upto(r, executed);
+	log_trim(r);
+	r->send_pos = r->rs->log_tail;
+	r->stats.promotions++;
+	qb_log(LOG_NOTICE, "%s: promoted to active, generation %u; re-sending %llu outputs",
+	       r->ops->name, generation,
+	       (unsigned long long)r->rs->log_count);
+	log_send(r);
+	return 0;
+}
+
+static int handle_promote(struct replica *r, const Pv__Promote *p)
+{
+	if (replica_promote(r, p->generation, p->executed)) {
+		r->stats.proto_errors++;
+		send_error(r, -EPROTO, "Promote to an active");
+	}
+	return 0;
+}
+
 static void handle_ack(struct replica *r, const Pv__Ack *ack)
 {
 	for (size_t i = 0; i < ack->n_executed; i++)
@@ -543,7 +670,10 @@ static int handle_hello(struct replica *r, const Pv__Envelope *env)
 	r->active = h->active;
 	qb_log(LOG_INFO, "%s: router %s, generation %u, %s", r->ops->name,
 	       r->ch->peer, r->generation, r->active ? "active" : "spare");
-	return 0;
+	if (r->active)
+		return 0;
+	/* a spare offers its arena for the snapshot it is seeded from */
+	return pv_chan_region_register(r->ch, r->arena.fd, r->arena.size);
 }
 
 static int handle(struct replica *r, const Pv__Envelope *env)
@@ -564,6 +694,12 @@ static int handle(struct replica *r, const Pv__Envelope *env)
 		r->pong_pending = true;
 		r->pong_nonce = env->ping->nonce;
 		return 0;
+	case PV__ENVELOPE__MSG_SNAPSHOT:
+		return handle_snapshot(r, env->snapshot);
+	case PV__ENVELOPE__MSG_SEED:
+		return handle_seed(r, env->seed);
+	case PV__ENVELOPE__MSG_PROMOTE:
+		return handle_promote(r, env->promote);
 	case PV__ENVELOPE__MSG_ERROR:
 		r->stats.errors_received++;
 		qb_log(LOG_WARNING, "%s: router reports %d: %s", r->ops->name,

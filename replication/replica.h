@@ -80,6 +80,10 @@ struct replica_stats {
 	uint64_t pings;
 	uint64_t errors_received;
 	uint64_t send_drops;	/* Error replies dropped: socket full */
+	uint64_t snapshots;	/* arena copies for a spare (Snapshot) */
+	uint64_t snapshot_pause_ns;	/* the last copy's pause */
+	uint64_t seeds;		/* seeded from a snapshot (Seed) */
+	uint64_t promotions;	/* spare -> active (Promote) */
 };
 
 /* replica_step(): the router hung up. */
@@ -104,6 +108,22 @@ int replica_flush(struct replica *r);
  * signalfd for SIGTERM) or a fatal error (negative errno).
  */
 int replica_run(struct replica *r, int stop_fd);
+
+/*
+ * Seeding (DESIGN.md section 3). A spare (Hello with active = false)
+ * registers its arena on the channel; the router writes an active's
+ * snapshot into it (Snapshot -> SnapshotReady on the active's channel)
+ * and sends Seed{seq}: the spare checks the copy (arena and runtime
+ * layout, seq) and applies from seq + 1. Outputs of inputs up to seq stay
+ * in its log unsent, for the active to deliver and the router to ack.
+ *
+ * Promotion: the spare becomes the active under @generation. Every output
+ * id up to @executed (NULL: none) counts as executed and is dropped; every
+ * other output in the log is sent again, under the new generation.
+ * Promote{generation, executed} from the router does the same.
+ */
+int replica_promote(struct replica *r, uint32_t generation,
+		    const Pv__OutputId *executed);
 
 uint64_t replica_applied_seq(const struct replica *r);
 uint32_t replica_generation(const struct replica *r);

@@ -3,11 +3,13 @@
  * The replica runtime with a tiny state machine: Hello checks, inputs
  * applied exactly once, gaps refused, output ids and generations, the
  * output log and its trimming, pongs from the apply loop, byte-identical
- * arenas for identical inputs, malformed messages answered with Error.
+ * arenas for identical inputs, malformed messages answered with Error;
+ * seeding a spare from an active's snapshot and promoting it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -544,6 +546,191 @@ static void test_hangup(void)
 	replica_destroy(g.r);
 }
 
+/* ---- seeding and promotion ---- */
+
+#define SNAP_MAX	(8 << 20)
+
+static void hello_spare(struct rig *g, uint32_t gen)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Hello h = PV__HELLO__INIT;
+
+	h.protocol = PV_PROTOCOL_VERSION;
+	h.generation = gen;
+	h.active = false;
+	h.build = T_BUILD;
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &h;
+	put(g, &env);
+	CU_ASSERT_FATAL(replica_step(g->r) == 0);
+	CU_ASSERT(!replica_active(g->r));
+	drain(g);	/* the router's end takes the spare's arena region */
+}
+
+/* Snapshot the active into @snap (a router memfd mapped at @map). */
+static uint64_t snapshot(struct rig *a, int snap, uint64_t *size)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__Snapshot s = PV__SNAPSHOT__INIT;
+	uint64_t seq = 0;
+
+	CU_ASSERT_FATAL(pv_chan_region_register(a->rt, snap, SNAP_MAX) == 0);
+	s.nonce = 42;
+	env.msg_case = PV__ENVELOPE__MSG_SNAPSHOT;
+	env.snapshot = &s;
+	put(a, &env);
+	CU_ASSERT_FATAL(replica_step(a->r) == 0);
+	e = expect(a, PV__ENVELOPE__MSG_SNAPSHOT_READY);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT(e->snapshot_ready->status == 0);
+	CU_ASSERT(e->snapshot_ready->nonce == 42);
+	CU_ASSERT(e->snapshot_ready->layout_version == tsm_ops.layout_version);
+	CU_ASSERT(!strcmp(e->snapshot_ready->build, T_BUILD));
+	seq = e->snapshot_ready->seq;
+	*size = e->snapshot_ready->size;
+	pv_msg_free(e);
+	CU_ASSERT(replica_stats(a->r)->snapshots == 1);
+	return seq;
+}
+
+static void seed(struct rig *g, uint64_t seq, uint64_t size)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Seed sd = PV__SEED__INIT;
+
+	sd.seq = seq;
+	sd.size = size;
+	env.msg_case = PV__ENVELOPE__MSG_SEED;
+	env.seed = &sd;
+	put(g, &env);
+}
+
+/* The active after 49 inputs, acked up to (3, 0); a spare seeded from it. */
+static uint64_t seeded_pair(struct rig *a, struct rig *sp)
+{
+	uint64_t seq, size;
+	void *map;
+	int snap;
+
+	ready(a, 1);
+	feed(a, 0);
+	ack(a, 3, 0);
+	CU_ASSERT_FATAL(replica_step(a->r) == 0);
+	snap = memfd_create("snap", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(snap >= 0 && ftruncate(snap, SNAP_MAX) == 0);
+	seq = snapshot(a, snap, &size);
+	CU_ASSERT(seq == 49);
+	CU_ASSERT(size == replica_arena(a->r)->size);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, snap, 0);
+	CU_ASSERT_FATAL(map != MAP_FAILED);
+	CU_ASSERT(!memcmp(map, replica_arena(a->r)->base, size));
+	rig_up(sp, 0);
+	hello_spare(sp, 1);
+	CU_ASSERT_FATAL(pv_chan_bulk_write(sp->rt, 0, map, size) == 0);
+	seed(sp, seq, size);
+	CU_ASSERT_FATAL(replica_step(sp->r) == 0);
+	CU_ASSERT(replica_stats(sp->r)->seeds == 1);
+	munmap(map, size);
+	close(snap);
+	return seq;
+}
+
+static void test_seed(void)
+{
+	const struct pv_arena *a, *b;
+	struct rig g, sp;
+	Pv__Envelope *e;
+
+	seeded_pair(&g, &sp);
+	a = replica_arena(g.r);
+	b = replica_arena(sp.r);
+	CU_ASSERT(pv_arena_digest(a) == pv_arena_digest(b));
+	CU_ASSERT(replica_state_digest(g.r) == replica_state_digest(sp.r));
+	CU_ASSERT(replica_applied_seq(sp.r) == 49);
+	/* the spare acks the snapshot's seq, sends no pre-snapshot output */
+	e = expect(&sp, PV__ENVELOPE__MSG_ACK);
+	CU_ASSERT(e && e->ack->applied_seq == 49);
+	pv_msg_free(e);
+	CU_ASSERT(get(&sp) == NULL);
+	/* then both apply the same inputs to the same state */
+	for (uint64_t seq = 50; seq < 60; seq++) {
+		io(&g, seq, seq % 3, seq);
+		io(&sp, seq, seq % 3, seq);
+	}
+	CU_ASSERT(replica_step(g.r) == 0);
+	CU_ASSERT(replica_step(sp.r) == 0);
+	CU_ASSERT(replica_applied_seq(sp.r) == 59);
+	CU_ASSERT(replica_state_digest(g.r) == replica_state_digest(sp.r));
+	e = expect(&sp, PV__ENVELOPE__MSG_GUEST_COMPLETION);
+	CU_ASSERT(e && e->guest_completion->id->seq == 50);
+	pv_msg_free(e);
+	rig_down(&g);
+	rig_down(&sp);
+}
+
+static void test_seed_refused(void)
+{
+	struct rig sp;
+
+	rig_up(&sp, 0);
+	hello_spare(&sp, 1);
+	/* nothing written into the arena: seq 0, not the seq claimed */
+	seed(&sp, 7, replica_arena(sp.r)->size);
+	CU_ASSERT(replica_step(sp.r) == -EPROTO);
+	expect_error(&sp, -EPROTO);
+	rig_down(&sp);
+}
+
+static void promote(struct rig *g, uint32_t gen, uint64_t seq, uint32_t index)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Promote p = PV__PROMOTE__INIT;
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+
+	id.seq = seq;
+	id.index = index;
+	p.generation = gen;
+	p.executed = &id;
+	env.msg_case = PV__ENVELOPE__MSG_PROMOTE;
+	env.promote = &p;
+	put(g, &env);
+}
+
+static void test_promote(void)
+{
+	struct rig g, sp;
+	Pv__Envelope *e;
+
+	seeded_pair(&g, &sp);
+	drain(&sp);
+	io(&sp, 50, 0, 1);
+	io(&sp, 51, T_TWO, 1);
+	CU_ASSERT(replica_step(sp.r) == 0);
+	drain(&sp);
+	/* executed up to (50, 0): (51, 0) and (51, 1) come again, gen 2 */
+	promote(&sp, 2, 50, 0);
+	CU_ASSERT(replica_step(sp.r) == 0);
+	CU_ASSERT(replica_active(sp.r));
+	CU_ASSERT(replica_generation(sp.r) == 2);
+	for (uint32_t i = 0; i < 2; i++) {
+		e = expect(&sp, PV__ENVELOPE__MSG_GUEST_COMPLETION);
+		CU_ASSERT(e && e->guest_completion->id->seq == 51 &&
+			  e->guest_completion->id->index == i &&
+			  e->guest_completion->generation == 2);
+		pv_msg_free(e);
+	}
+	CU_ASSERT(get(&sp) == NULL);
+	CU_ASSERT(replica_log_count(sp.r) == 2);
+	CU_ASSERT(replica_stats(sp.r)->promotions == 1);
+	/* an active is not promoted again */
+	promote(&sp, 3, 51, 1);
+	CU_ASSERT(replica_step(sp.r) == 0);
+	expect_error(&sp, -EPROTO);
+	CU_ASSERT(replica_generation(sp.r) == 2);
+	rig_down(&g);
+	rig_down(&sp);
+}
+
 static CU_TestInfo tests[] = {
 	{ "Hello with another build: Error, stop", test_hello_build },
 	{ "Hello with another protocol: Error, stop", test_hello_protocol },
@@ -558,6 +745,10 @@ static CU_TestInfo tests[] = {
 	{ "same inputs, byte-identical arenas", test_identical },
 	{ "malformed messages get Error, never a crash", test_malformed },
 	{ "hang-up ends the loop", test_hangup },
+	{ "a spare seeded from a snapshot has the same arena", test_seed },
+	{ "a snapshot of another seq is refused", test_seed_refused },
+	{ "promotion re-sends unexecuted outputs, new generation",
+	  test_promote },
 	CU_TEST_INFO_NULL,
 };
 
