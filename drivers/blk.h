@@ -65,5 +65,11 @@ struct blk_state {
 
 /* The raw-image driver: image bytes are the disk's bytes. */
 extern const struct replica_ops blk_raw_ops;
+/* The qcow2 driver (blk_qcow2.h). */
+extern const struct replica_ops blk_qcow2_ops;
+
+/* Either of them, picked by Open.format: what pairvisor-blkdrv runs. */
+#define BLK_ANY_LAYOUT_VERSION	2
+extern const struct replica_ops blk_ops;
 
 #endif

@@ -26,8 +26,9 @@
 
 static const char blkdrv_usage[] =
 "Usage: pairvisor-blkdrv --channel URL | --listen unix:PATH\n"
-"Serve one virtual disk as a block driver replica (raw images) for the\n"
-"router at the other end of the channel. The driver never opens the image\n"
+"Serve one virtual disk as a block driver replica (raw or qcow2 images,\n"
+"as the router's Open says) for the router at the other end of the\n"
+"channel. The driver never opens the image\n"
 "and never maps guest RAM: the router executes its device commands.\n"
 "\n"
 "  -c, --channel URL     fd:N (an inherited connected SOCK_SEQPACKET\n"
@@ -167,7 +168,7 @@ static int serve(struct pv_chan *ch, int sfd)
 	struct replica *r;
 	int err;
 
-	err = replica_create(&blk_raw_ops, NULL, ch, &r);
+	err = replica_create(&blk_ops, NULL, ch, &r);
 	if (err) {
 		qb_log(LOG_ERR, "replica: %s", strerror(-err));
 		return err;

@@ -381,7 +381,9 @@ static const char *ds_check_range(struct devswitch *sw,
 	default:
 		break;
 	}
-	if (!image_range_ok(sw->img, c->offset, len))
+	if (ds_op_writes(c->op) ?
+	    !image_write_range_ok(sw->img, c->offset, len) :
+	    !image_range_ok(sw->img, c->offset, len))
 		return "image range outside the image";
 	return NULL;
 }
@@ -572,6 +574,16 @@ static void ds_on_guest_completion(struct devswitch *sw,
 	ds_req_finish(sw, q, g->status, g->written);
 }
 
+/*
+ * How far a qcow2 image may grow: every guest cluster allocated once plus
+ * its metadata (an L2 entry is 8 bytes, a refcount 2, per cluster of at
+ * least 512 bytes: under 1/32 of the data) and a table cluster's rounding.
+ */
+static uint64_t ds_qcow2_limit(uint64_t size, uint64_t virtual_size)
+{
+	return size + virtual_size + virtual_size / 16 + (8 << 20);
+}
+
 static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 {
 	uint64_t *ctr = &sw->stats.proto_errors;
@@ -580,8 +592,7 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 	why = ds_check_output(sw, a->id, a->generation, &ctr);
 	if (!why && sw->attached)
 		why = "second Attach";
-	if (!why && (a->id->seq != 1 || !a->virtual_size ||
-		     a->virtual_size % BLK_SECTOR_SIZE))
+	if (!why && (!a->virtual_size || a->virtual_size % BLK_SECTOR_SIZE))
 		why = "Attach without a usable virtual size";
 	if (!why && !strcmp(a->format, "raw") && a->virtual_size > sw->img->size)
 		why = "raw virtual size larger than the image";
@@ -592,6 +603,9 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 		return;
 	}
 	ds_ack(sw, a->id);
+	if (!strcmp(a->format, "qcow2"))
+		image_allow_growth(sw->img, ds_qcow2_limit(sw->img->size,
+							   a->virtual_size));
 	sw->capacity = a->virtual_size;
 	sw->attached = true;
 	sw->state = DS_RUNNING;
@@ -602,6 +616,13 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 
 /* ---- receiving ---- */
 
+/* Before Attach a driver may only read its metadata (qcow2 header...). */
+static bool ds_metadata_read(const Pv__DeviceCommand *c)
+{
+	return c->op == PV__COMMAND_OP__CMD_READ_FOR_DRIVER &&
+	       !c->request_seq;
+}
+
 static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
 {
 	struct ds_replica *rep = sw->roles.active;
@@ -611,7 +632,7 @@ static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
 		ds_on_attach(sw, env->attach);
 		break;
 	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
-		if (sw->attached)
+		if (sw->attached || ds_metadata_read(env->device_command))
 			ds_on_command(sw, env->device_command);
 		else
 			ds_reject(sw, "command", &sw->stats.proto_errors, NULL,
@@ -635,6 +656,8 @@ static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
 		sw->stats.errors_received++;
 		qb_log(LOG_WARNING, "disk%d: driver reports error %d: %s",
 		       sw->index, env->error->code, env->error->message);
+		if (sw->state == DS_STARTING)	/* it refused the Open */
+			ds_driver_dead(sw, env->error->message);
 		break;
 	default:
 		ds_reject(sw, pv_msg_name(env), &sw->stats.proto_errors, NULL,

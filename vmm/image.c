@@ -200,6 +200,7 @@ int image_open(struct image *img, const char *path, bool readonly,
 	err = image_open_fd(img, why);
 	if (!err)
 		err = image_size(img, why);
+	img->limit = img->size;
 	if (!err)
 		err = image_lock(img, why);
 	if (err)
@@ -219,11 +220,33 @@ bool image_range_ok(const struct image *img, uint64_t off, uint64_t len)
 	return off <= img->size && len <= img->size - off;
 }
 
+bool image_write_range_ok(const struct image *img, uint64_t off,
+			  uint64_t len)
+{
+	return off <= img->limit && len <= img->limit - off;
+}
+
+void image_allow_growth(struct image *img, uint64_t limit)
+{
+	if (!img->readonly && limit > img->size)
+		img->limit = limit;
+}
+
+/* A write reached @end: the file is that long now. */
+static void image_grown(struct image *img, uint64_t end)
+{
+	if (end > img->size)
+		img->size = end;
+}
+
 /* pread/pwrite all of [off, off + len), retrying short transfers. */
 static int image_xfer(struct image *img, uint64_t off, uint8_t *p,
 		      uint64_t len, bool write)
 {
-	if (!image_range_ok(img, off, len))
+	uint64_t end = off + len;
+
+	if (write ? !image_write_range_ok(img, off, len) :
+		    !image_range_ok(img, off, len))
 		return -ERANGE;
 	while (len) {
 		ssize_t n = write ? pwrite(img->fd, p, len, off) :
@@ -239,6 +262,8 @@ static int image_xfer(struct image *img, uint64_t off, uint8_t *p,
 		off += n;
 		len -= n;
 	}
+	if (write)
+		image_grown(img, end);
 	return 0;
 }
 
@@ -278,14 +303,20 @@ int image_write_from_guest(struct image *img, const struct guest_mem *mem,
 int image_write_zeroes(struct image *img, uint64_t off, uint64_t len)
 {
 	static const uint8_t zero[IMAGE_ZERO_CHUNK];
+	int mode;
 
 	if (img->readonly)
 		return -EROFS;
-	if (!image_range_ok(img, off, len))
+	if (!image_write_range_ok(img, off, len))
 		return -ERANGE;
-	if (len && !fallocate(img->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-			      off, len))
+	/* past the end, the range extends the file: no KEEP_SIZE there */
+	mode = FALLOC_FL_ZERO_RANGE;
+	if (off + len <= img->size)
+		mode |= FALLOC_FL_KEEP_SIZE;
+	if (len && !fallocate(img->fd, mode, off, len)) {
+		image_grown(img, off + len);
 		return 0;
+	}
 	while (len) {
 		uint64_t n = len < sizeof(zero) ? len : sizeof(zero);
 		int err = image_write(img, off, zero, n);

@@ -37,7 +37,8 @@
 struct image {
 	int fd;
 	const char *path;
-	uint64_t size;		/* bytes, at open */
+	uint64_t size;		/* bytes: at open, then grown by writes */
+	uint64_t limit;		/* writes may extend the file up to here */
 	bool readonly;
 	uint32_t perm;		/* held */
 	uint32_t shared;	/* shared with others */
@@ -55,6 +56,14 @@ void image_close(struct image *img);
 
 /* [off, off + len) lies inside the image (no wrap-around). */
 bool image_range_ok(const struct image *img, uint64_t off, uint64_t len);
+/* [off, off + len) lies below the write limit (image_allow_growth()). */
+bool image_write_range_ok(const struct image *img, uint64_t off,
+			  uint64_t len);
+/*
+ * Let writes extend the file up to @limit bytes (a format with metadata,
+ * e.g. qcow2, allocates clusters past the end). Default: no growth.
+ */
+void image_allow_growth(struct image *img, uint64_t limit);
 
 int image_read(struct image *img, uint64_t off, void *buf, uint64_t len);
 int image_write(struct image *img, uint64_t off, const void *buf,

@@ -39,7 +39,7 @@ static const char vmm_usage[] =
 "  -a, --cmdline STRING  kernel command line\n"
 "      --stats           at exit, log counters, the boot timeline\n"
 "                        (CLOCK_MONOTONIC ns) and memory use beyond guest RAM\n"
-"      --disk FILE[,format=raw][,readonly=on][,driver=inline]\n"
+"      --disk FILE[,format=raw|qcow2][,readonly=on][,driver=inline]\n"
 "                        a virtio-blk disk (repeatable, up to 8), served by a\n"
 "                        pairvisor-blkdrv driver process; the VMM alone opens\n"
 "                        FILE, locked as QEMU does. readonly=on: the guest\n"

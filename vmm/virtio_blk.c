@@ -584,6 +584,8 @@ static int blk_parse_opt(const char *opt, struct vm_disk_config *d,
 {
 	if (!strcmp(opt, "format=raw"))
 		d->format = "raw";
+	else if (!strcmp(opt, "format=qcow2"))
+		d->format = "qcow2";
 	else if (!strcmp(opt, "readonly=on"))
 		d->readonly = true;
 	else if (!strcmp(opt, "readonly=off"))
@@ -591,9 +593,9 @@ static int blk_parse_opt(const char *opt, struct vm_disk_config *d,
 	else if (!strcmp(opt, "driver=inline"))
 		d->inline_io = true;
 	else if (!strncmp(opt, "format=", 7))
-		*why = "only format=raw is supported";
+		*why = "only format=raw and format=qcow2 are supported";
 	else
-		*why = "unknown option (want format=raw, readonly=on|off, driver=inline)";
+		*why = "unknown option (want format=raw|qcow2, readonly=on|off, driver=inline)";
 	return *why ? -EINVAL : 0;
 }
 
@@ -630,6 +632,10 @@ int virtio_blk_parse_disk(const char *arg, struct vm_config *cfg,
 		if (blk_parse_opt(buf, d, why))
 			return -EINVAL;
 		opt = next;
+	}
+	if (d->inline_io && strcmp(d->format, "raw")) {
+		*why = "driver=inline serves raw images only";
+		return -EINVAL;
 	}
 	cfg->nr_disks++;
 	return 0;

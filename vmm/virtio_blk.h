@@ -58,7 +58,7 @@ enum blk_parse blk_parse_chain(const struct vq_chain *c, struct blk_req *r,
 			       const char **why);
 
 /*
- * Add the disk of "FILE[,format=raw][,readonly=on|off][,driver=inline]" to
+ * Add the disk of "FILE[,format=raw|qcow2][,readonly=on|off][,driver=inline]" to
  * @cfg (the string is copied; a file name may not contain a comma).
  * -errno with @why set on a bad argument.
  */

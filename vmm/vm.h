@@ -27,10 +27,10 @@ struct pci_host;
 #define VM_MAX_DISKS	8
 #define VM_DISK_PATH_MAX	4096
 
-/* One --disk FILE[,format=raw][,readonly=on][,driver=inline]. */
+/* One --disk FILE[,format=raw|qcow2][,readonly=on][,driver=inline]. */
 struct vm_disk_config {
 	char path[VM_DISK_PATH_MAX];
-	const char *format;	/* "raw" */
+	const char *format;	/* "raw" or "qcow2" */
 	bool readonly;
 	bool inline_io;		/* driver=inline: the VMM does raw I/O itself,
 				 * no driver process (benchmark baseline) */

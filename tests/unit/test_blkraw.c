@@ -487,7 +487,7 @@ static void check_fds(pid_t pid)
 		target[n] = 0;
 		if (strncmp(target, "socket:", 7) &&
 		    strncmp(target, "anon_inode:", 11) &&
-		    strncmp(target, "/memfd:blk-raw", 14)) {
+		    strncmp(target, "/memfd:blk", 10)) {
 			fprintf(stderr, "\n  driver fd %s -> %s\n",
 				d->d_name, target);
 			CU_FAIL("the driver holds a file");

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The block driver the process runs: it learns the image format from
+ * Open, so its state holds either driver's, and Open picks which one
+ * applies every input from then on.
+ */
+#include <string.h>
+
+#include "blk.h"
+#include "blk_qcow2.h"
+
+enum blk_kind {
+	BLK_KIND_NONE,
+	BLK_KIND_RAW,
+	BLK_KIND_QCOW2,
+};
+
+struct blk_any {
+	uint32_t kind;
+	uint32_t pad;
+	union {
+		struct blk_state raw;
+		struct q2_state qcow2;
+	} u;
+};
+
+static const struct replica_ops *blk_kind_ops(uint32_t kind)
+{
+	return kind == BLK_KIND_QCOW2 ? &blk_qcow2_ops : &blk_raw_ops;
+}
+
+static int blk_any_init(void *state)
+{
+	struct blk_any *b = state;
+
+	b->kind = BLK_KIND_NONE;
+	return blk_raw_ops.init(&b->u);
+}
+
+static int blk_any_apply(void *state, const Pv__Envelope *in,
+			 struct replica_out *out)
+{
+	struct blk_any *b = state;
+	int err;
+
+	if (b->kind == BLK_KIND_NONE &&
+	    in->msg_case == PV__ENVELOPE__MSG_OPEN) {
+		b->kind = strcmp(in->open->format, "qcow2") ? BLK_KIND_RAW :
+			  BLK_KIND_QCOW2;
+		memset(&b->u, 0, sizeof(b->u));
+		err = blk_kind_ops(b->kind)->init(&b->u);
+		if (err)
+			return err;
+	}
+	return blk_kind_ops(b->kind)->apply(&b->u, in, out);
+}
+
+const struct replica_ops blk_ops = {
+	.name = "blk",
+	.layout_version = BLK_ANY_LAYOUT_VERSION,
+	.state_size = sizeof(struct blk_any),
+	.max_output_bytes = 256 * 1024,
+	.init = blk_any_init,
+	.apply = blk_any_apply,
+};

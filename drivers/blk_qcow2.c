@@ -1,0 +1,1159 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The qcow2 block driver (version 2 and 3 images without compression,
+ * encryption, backing file, external data file, extended L2 entries or
+ * internal snapshots).
+ *
+ * Open reads the header, then the L1 and refcount tables, with
+ * CMD_READ_FOR_DRIVER, and attaches. A guest request is cut at cluster
+ * boundaries; each piece needs its L2 table (and, to allocate, the refcount
+ * block of the next free cluster) in the cache. When one is missing the
+ * request is parked and loads are issued; the loads' completions are
+ * inputs like any other, so the spare sees the same bytes.
+ *
+ * Allocation appends clusters at the end of the file and writes in a safe
+ * order, each command naming the ones it must follow (`after`):
+ * refcount = 1 -> zeroes for a partial cluster -> guest data -> L2 entry;
+ * a new L2 table: refcount -> zeroed table -> L1 entry; a new refcount
+ * block: its contents (counting itself) -> refcount table entry. A crash
+ * therefore never leaves a table entry pointing at a cluster whose
+ * refcount is 0; at worst a cluster is counted but unused (a leak).
+ * The refcount table itself does not grow: a write needing a refcount
+ * block beyond it fails with IOERR.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <linux/virtio_blk.h>
+
+#include "blk_qcow2.h"
+
+#define Q2_MAGIC		0x514649fbU	/* "QFI\xfb" */
+#define Q2_HDR_V2		72
+#define Q2_HDR_V3		104
+#define Q2_HDR_READ		512
+#define Q2_INCOMPAT_DIRTY	(1ULL << 0)
+#define Q2_INCOMPAT_CORRUPT	(1ULL << 1)
+#define Q2_INCOMPAT_DATA_FILE	(1ULL << 2)
+#define Q2_INCOMPAT_COMPRESS	(1ULL << 3)
+#define Q2_INCOMPAT_EXTL2	(1ULL << 4)
+#define Q2_BUDGET		(64 * 1024)	/* output bytes per input */
+#define Q2_PIECE_CMDS		9	/* most commands of one piece */
+#define Q2_OUTPUT_MAX		(256 * 1024)
+
+/* ---- big-endian fields ---- */
+
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return be16toh(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	v = htobe16(v);
+	memcpy(p, &v, 2);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+/* ---- outputs ---- */
+
+static int q2_emit(struct q2_state *st, Pv__Envelope *env,
+		   struct replica_out *out, size_t cost)
+{
+	st->budget += cost;
+	return replica_emit(out, env);
+}
+
+static int q2_guest_completion(struct q2_state *st, uint64_t req_seq,
+			       uint32_t status, uint32_t written,
+			       struct replica_out *out)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__GuestCompletion gc = PV__GUEST_COMPLETION__INIT;
+
+	gc.request_seq = req_seq;
+	gc.status = status;
+	gc.written = written;
+	env.msg_case = PV__ENVELOPE__MSG_GUEST_COMPLETION;
+	env.guest_completion = &gc;
+	st->stats.completed++;
+	return q2_emit(st, &env, out, 64);
+}
+
+/*
+ * Emit @cmd; its id goes to @id. With @req the request waits for its
+ * completion (and fails if it failed); metadata commands carry no
+ * request_seq, so the router never cancels them with a request.
+ */
+static int q2_command(struct q2_state *st, struct q2_req *req,
+		      Pv__DeviceCommand *cmd, struct replica_out *out,
+		      Pv__OutputId *id)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	uint64_t seq;
+	uint32_t index;
+	int err;
+
+	if (req && req->ncmds >= Q2_REQ_CMDS)
+		return -E2BIG;
+	replica_out_next_id(out, &seq, &index);
+	env.msg_case = PV__ENVELOPE__MSG_DEVICE_COMMAND;
+	env.device_command = cmd;
+	err = q2_emit(st, &env, out, 64 + cmd->data.len +
+		      16 * (cmd->n_segments + cmd->n_after));
+	if (err)
+		return err;
+	if (id) {
+		pv__output_id__init(id);
+		id->seq = seq;
+		id->index = index;
+	}
+	if (req) {
+		req->cmds[req->ncmds].seq = seq;
+		req->cmds[req->ncmds].index = index;
+		req->cmds[req->ncmds].done = 0;
+		req->ncmds++;
+		req->pending++;
+	}
+	return 0;
+}
+
+static int q2_read_for_driver(struct q2_state *st, uint64_t off,
+			      uint64_t len, struct replica_out *out,
+			      uint64_t *seq, uint32_t *index)
+{
+	Pv__DeviceCommand cmd = PV__DEVICE_COMMAND__INIT;
+	Pv__OutputId id;
+	int err;
+
+	cmd.op = PV__COMMAND_OP__CMD_READ_FOR_DRIVER;
+	cmd.offset = off;
+	cmd.length = len;
+	err = q2_command(st, NULL, &cmd, out, &id);
+	*seq = id.seq;
+	*index = id.index;
+	return err;
+}
+
+/* CMD_WRITE_DATA of @len bytes at @off, after the @n ids in @after. */
+static int q2_write_data(struct q2_state *st, struct q2_req *req,
+			 uint64_t off, const uint8_t *data, size_t len,
+			 Pv__OutputId **after, size_t n,
+			 struct replica_out *out, Pv__OutputId *id)
+{
+	Pv__DeviceCommand cmd = PV__DEVICE_COMMAND__INIT;
+
+	cmd.op = PV__COMMAND_OP__CMD_WRITE_DATA;
+	cmd.offset = off;
+	cmd.data.data = (uint8_t *)data;
+	cmd.data.len = len;
+	cmd.after = after;
+	cmd.n_after = n;
+	return q2_command(st, req, &cmd, out, id);
+}
+
+static int q2_write_zeroes(struct q2_state *st, struct q2_req *req,
+			   uint64_t off, uint64_t len,
+			   struct replica_out *out, Pv__OutputId *id)
+{
+	Pv__DeviceCommand cmd = PV__DEVICE_COMMAND__INIT;
+
+	cmd.op = PV__COMMAND_OP__CMD_WRITE_ZEROES;
+	cmd.offset = off;
+	cmd.length = len;
+	return q2_command(st, req, &cmd, out, id);
+}
+
+/* ---- open: header, then L1 and refcount tables, then Attach ---- */
+
+static int q2_init(void *state)
+{
+	struct q2_state *st = state;
+
+	st->stage = Q2_CLOSED;
+	return 0;
+}
+
+static int q2_refuse(struct replica_out *out, const char *why)
+{
+	replica_out_fail(out, why);
+	return -EPROTONOSUPPORT;
+}
+
+static int q2_open(struct q2_state *st, const Pv__Open *o,
+		   struct replica_out *out)
+{
+	uint64_t len;
+
+	if (st->stage != Q2_CLOSED) {
+		replica_out_fail(out, "the disk is already open");
+		return -EALREADY;
+	}
+	if (strcmp(o->format, "qcow2"))
+		return q2_refuse(out, "format not supported by this driver");
+	if (o->image_size < Q2_HDR_V2)
+		return q2_refuse(out, "qcow2: image too small for a header");
+	st->read_only = o->read_only;
+	st->image_size = o->image_size;
+	strcpy(st->format, "qcow2");
+	len = o->image_size < Q2_HDR_READ ? o->image_size : Q2_HDR_READ;
+	st->stage = Q2_HEADER;
+	return q2_read_for_driver(st, 0, len, out, &st->hdr_seq,
+				  &st->hdr_index);
+}
+
+/* Incompatible feature bits: each one we do not implement is refused. */
+static const char *q2_check_incompat(uint64_t f)
+{
+	if (f & Q2_INCOMPAT_CORRUPT)
+		return "qcow2: the image is marked corrupt (run qemu-img check -r)";
+	if (f & Q2_INCOMPAT_DIRTY)
+		return "qcow2: the image is dirty (lazy refcounts): run qemu-img check -r all";
+	if (f & Q2_INCOMPAT_DATA_FILE)
+		return "qcow2: external data files are not supported";
+	if (f & Q2_INCOMPAT_COMPRESS)
+		return "qcow2: compression (compression_type) is not supported";
+	if (f & Q2_INCOMPAT_EXTL2)
+		return "qcow2: extended L2 entries are not supported";
+	if (f)
+		return "qcow2: unknown incompatible features";
+	return NULL;
+}
+
+static const char *q2_check_v3(struct q2_state *st, const uint8_t *p,
+			       size_t len)
+{
+	const char *why;
+
+	if (len < Q2_HDR_V3 || get32(p + 100) < Q2_HDR_V3)
+		return "qcow2: version 3 header too short";
+	why = q2_check_incompat(get64(p + 72));
+	if (why)
+		return why;
+	if (get64(p + 88))
+		return "qcow2: autoclear features (e.g. bitmaps) are not supported";
+	if (get32(p + 96) != 4)
+		return "qcow2: only 16-bit refcounts (refcount_bits=16) are supported";
+	(void)st;
+	return NULL;
+}
+
+static const char *q2_check_geometry(struct q2_state *st)
+{
+	struct q2_hdr *h = &st->h;
+	uint64_t cs = h->cluster_size, need;
+
+	if (h->cluster_bits < Q2_CLUSTER_BITS_MIN ||
+	    h->cluster_bits > Q2_CLUSTER_BITS_MAX)
+		return "qcow2: cluster sizes from 512 bytes to 64 KiB are supported";
+	if (h->size < BLK_SECTOR)
+		return "qcow2: virtual size below one sector";
+	if (h->size > (1ULL << 56))
+		return "qcow2: virtual size too large";
+	need = (h->size + (cs << h->l2_bits) - 1) >> (h->cluster_bits +
+						      h->l2_bits);
+	if (h->l1_size < need)
+		return "qcow2: L1 table too small for the virtual size";
+	if (h->l1_size > Q2_L1_MAX)
+		return "qcow2: L1 table larger than 64 KiB is not supported";
+	if (!h->rt_size || (uint64_t)h->rt_size * 8 > Q2_CLUSTER_MAX)
+		return "qcow2: refcount table of 0 or more than 64 KiB is not supported";
+	if ((h->l1_offset | h->rt_offset) & (cs - 1) || !h->l1_offset ||
+	    !h->rt_offset)
+		return "qcow2: tables not aligned to clusters";
+	return NULL;
+}
+
+static const char *q2_parse_header(struct q2_state *st, const uint8_t *p,
+				   size_t len)
+{
+	struct q2_hdr *h = &st->h;
+	const char *why = NULL;
+
+	if (len < Q2_HDR_V2 || get32(p) != Q2_MAGIC)
+		return "qcow2: not a qcow2 image (bad magic)";
+	h->version = get32(p + 4);
+	if (h->version != 2 && h->version != 3)
+		return "qcow2: only versions 2 and 3 are supported";
+	if (get64(p + 8))
+		return "qcow2: backing files are not supported";
+	if (get32(p + 32))
+		return "qcow2: encrypted images are not supported";
+	if (get32(p + 60))
+		return "qcow2: internal snapshots are not supported";
+	if (h->version == 3)
+		why = q2_check_v3(st, p, len);
+	if (why)
+		return why;
+	h->cluster_bits = get32(p + 20);
+	h->cluster_size = 1ULL << (h->cluster_bits & 63);
+	h->l2_bits = h->cluster_bits - 3;
+	h->rb_bits = h->cluster_bits - 1;
+	h->size = get64(p + 24) & ~(uint64_t)(BLK_SECTOR - 1);
+	h->l1_size = get32(p + 36);
+	h->l1_offset = get64(p + 40);
+	h->rt_offset = get64(p + 48);
+	h->rt_size = (uint32_t)((uint64_t)get32(p + 56) <<
+				(h->cluster_bits & 31)) / 8;
+	if (get32(p + 56) > Q2_CLUSTER_MAX)
+		return "qcow2: refcount table too large";
+	return q2_check_geometry(st);
+}
+
+static int q2_header_done(struct q2_state *st, const Pv__DeviceCompletion *dc,
+			  struct replica_out *out)
+{
+	const char *why;
+	int err;
+
+	if (dc->status)
+		return q2_refuse(out, "qcow2: cannot read the header");
+	why = q2_parse_header(st, dc->data.data, dc->data.len);
+	if (why)
+		return q2_refuse(out, why);
+	st->stage = Q2_TABLES;
+	st->open_loads = 2;
+	err = q2_read_for_driver(st, st->h.l1_offset, st->h.l1_size * 8ULL,
+				 out, &st->l1_seq, &st->l1_index);
+	if (!err)
+		err = q2_read_for_driver(st, st->h.rt_offset,
+					 st->h.rt_size * 8ULL, out,
+					 &st->rt_seq, &st->rt_index);
+	return err;
+}
+
+static int q2_attach(struct q2_state *st, struct replica_out *out)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__Attach at = PV__ATTACH__INIT;
+	uint64_t cs = st->h.cluster_size;
+
+	st->next_free = (st->image_size + cs - 1) & ~(cs - 1);
+	st->stage = Q2_READY;
+	at.format = st->format;
+	at.virtual_size = st->h.size;
+	at.layout_version = Q2_LAYOUT_VERSION;
+	at.build = (char *)pv_build_id();
+	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+	env.attach = &at;
+	return q2_emit(st, &env, out, 256);
+}
+
+static void q2_load_table(uint64_t *dst, uint32_t n,
+			  const ProtobufCBinaryData *d)
+{
+	for (uint32_t i = 0; i < n; i++)
+		dst[i] = get64(d->data + 8 * i);
+}
+
+static int q2_table_done(struct q2_state *st, const Pv__DeviceCompletion *dc,
+			 bool l1, struct replica_out *out)
+{
+	uint32_t n = l1 ? st->h.l1_size : st->h.rt_size;
+
+	if (dc->status || dc->data.len != n * 8ULL)
+		return q2_refuse(out, l1 ? "qcow2: cannot read the L1 table" :
+				 "qcow2: cannot read the refcount table");
+	q2_load_table(l1 ? st->l1 : st->rt, n, &dc->data);
+	if (--st->open_loads)
+		return 0;
+	return q2_attach(st, out);
+}
+
+static bool q2_is(const Pv__OutputId *id, uint64_t seq, uint32_t index)
+{
+	return id->seq == seq && id->index == index;
+}
+
+/* 1: the completion was one of Open's reads. */
+static int q2_open_completion(struct q2_state *st,
+			      const Pv__DeviceCompletion *dc,
+			      struct replica_out *out, int *err)
+{
+	const Pv__OutputId *id = dc->command;
+
+	if (st->stage == Q2_HEADER && q2_is(id, st->hdr_seq, st->hdr_index)) {
+		*err = q2_header_done(st, dc, out);
+		return 1;
+	}
+	if (st->stage != Q2_TABLES)
+		return 0;
+	if (q2_is(id, st->l1_seq, st->l1_index)) {
+		*err = q2_table_done(st, dc, true, out);
+		return 1;
+	}
+	if (q2_is(id, st->rt_seq, st->rt_index)) {
+		*err = q2_table_done(st, dc, false, out);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- the cache of L2 tables and refcount blocks ---- */
+
+static struct q2_slot *q2_slot_find(struct q2_state *st, struct q2_slot *s,
+				    int n, uint64_t off)
+{
+	for (int i = 0; i < n; i++) {
+		if (s[i].offset == off) {
+			s[i].tick = ++st->tick;
+			return &s[i];
+		}
+	}
+	return NULL;
+}
+
+/* A free slot, else the least recently used one not being loaded. */
+static struct q2_slot *q2_slot_victim(struct q2_state *st, struct q2_slot *s,
+				      int n)
+{
+	struct q2_slot *v = NULL;
+
+	for (int i = 0; i < n; i++) {
+		if (!s[i].offset)
+			return &s[i];
+		if (!s[i].loading && (!v || s[i].tick < v->tick))
+			v = &s[i];
+	}
+	if (v)
+		st->stats.evictions++;
+	return v;
+}
+
+static uint8_t *q2_l2_data(struct q2_state *st, const struct q2_slot *s)
+{
+	return st->l2_data[s - st->l2s];
+}
+
+static uint8_t *q2_rb_data(struct q2_state *st, const struct q2_slot *s)
+{
+	return st->rb_data[s - st->rbs];
+}
+
+/* Start loading the table at @off into a slot of @s. */
+static int q2_load(struct q2_state *st, struct q2_slot *s, int n,
+		   uint64_t off, struct replica_out *out)
+{
+	struct q2_slot *v = q2_slot_victim(st, s, n);
+	int err;
+
+	if (!v)
+		return -EBUSY;
+	memset(v, 0, sizeof(*v));
+	err = q2_read_for_driver(st, off, st->h.cluster_size, out,
+				 &v->load_seq, &v->load_index);
+	if (err)
+		return err;
+	v->offset = off;
+	v->loading = 1;
+	v->tick = ++st->tick;
+	st->loads++;
+	return 0;
+}
+
+/* A table ready in the cache: 1; loading (now or already): 0. */
+static int q2_cached(struct q2_state *st, bool l2, uint64_t off,
+		     struct replica_out *out, int *err)
+{
+	struct q2_slot *s = l2 ? st->l2s : st->rbs;
+	int n = l2 ? Q2_L2_SLOTS : Q2_RB_SLOTS;
+	struct q2_slot *hit = q2_slot_find(st, s, n, off);
+
+	if (hit)
+		return !hit->loading;
+	*err = q2_load(st, s, n, off, out);
+	if (l2)
+		st->stats.l2_loads++;
+	else
+		st->stats.rb_loads++;
+	return 0;
+}
+
+/* A slot for a table made now (zeroed), not read. */
+static uint8_t *q2_slot_new(struct q2_state *st, bool l2, uint64_t off)
+{
+	struct q2_slot *s = l2 ? st->l2s : st->rbs;
+	struct q2_slot *v = q2_slot_victim(st, s, l2 ? Q2_L2_SLOTS :
+					   Q2_RB_SLOTS);
+	uint8_t *data;
+
+	if (!v)
+		return NULL;
+	memset(v, 0, sizeof(*v));
+	v->offset = off;
+	v->tick = ++st->tick;
+	data = l2 ? q2_l2_data(st, v) : q2_rb_data(st, v);
+	memset(data, 0, st->h.cluster_size);
+	return data;
+}
+
+/* 1: the completion was a cache load's. */
+static int q2_load_completion(struct q2_state *st,
+			      const Pv__DeviceCompletion *dc)
+{
+	struct q2_slot *s = NULL;
+	uint8_t *data;
+
+	for (int i = 0; i < Q2_L2_SLOTS + Q2_RB_SLOTS && !s; i++) {
+		struct q2_slot *c = i < Q2_L2_SLOTS ? &st->l2s[i] :
+				    &st->rbs[i - Q2_L2_SLOTS];
+
+		if (c->loading && q2_is(dc->command, c->load_seq,
+					c->load_index))
+			s = c;
+	}
+	if (!s)
+		return 0;
+	st->loads--;
+	s->loading = 0;
+	if (dc->status || dc->data.len != st->h.cluster_size) {
+		memset(s, 0, sizeof(*s));
+		return -EIO;
+	}
+	data = s - st->l2s < Q2_L2_SLOTS && s >= st->l2s ?
+	       q2_l2_data(st, s) : q2_rb_data(st, s);
+	memcpy(data, dc->data.data, dc->data.len);
+	return 1;
+}
+
+/* ---- requests in flight and the parked queue ---- */
+
+static struct q2_req *q2_req_alloc(struct q2_state *st, uint64_t seq)
+{
+	if (st->inflight >= Q2_REQS)
+		return NULL;
+	for (uint32_t i = 0; i < Q2_REQS; i++) {
+		struct q2_req *req = &st->reqs[(seq + i) % Q2_REQS];
+
+		if (req->seq)
+			continue;
+		memset(req, 0, offsetof(struct q2_req, segs));
+		req->seq = seq;
+		st->inflight++;
+		return req;
+	}
+	return NULL;
+}
+
+static void q2_req_free(struct q2_state *st, struct q2_req *req)
+{
+	memset(req, 0, offsetof(struct q2_req, segs));
+	st->inflight--;
+}
+
+static void q2_queue_push(struct q2_state *st, struct q2_req *req)
+{
+	uint32_t idx = (uint32_t)(req - st->reqs) + 1;
+
+	req->next = 0;
+	if (st->qtail)
+		st->reqs[st->qtail - 1].next = idx;
+	else
+		st->qhead = idx;
+	st->qtail = idx;
+}
+
+static struct q2_req *q2_queue_pop(struct q2_state *st)
+{
+	struct q2_req *req = &st->reqs[st->qhead - 1];
+
+	st->qhead = req->next;
+	if (!st->qhead)
+		st->qtail = 0;
+	req->next = 0;
+	return req;
+}
+
+static struct blk_cmd_ref *q2_req_cmd(struct q2_req *req,
+				      const Pv__OutputId *id)
+{
+	for (uint32_t i = 0; i < req->ncmds; i++) {
+		struct blk_cmd_ref *c = &req->cmds[i];
+
+		if (!c->done && c->seq == id->seq && c->index == id->index)
+			return c;
+	}
+	return NULL;
+}
+
+static struct q2_req *q2_req_by_cmd(struct q2_state *st,
+				    const Pv__OutputId *id,
+				    struct blk_cmd_ref **cmd)
+{
+	struct q2_req *req = &st->reqs[id->seq % Q2_REQS];
+
+	*cmd = req->seq ? q2_req_cmd(req, id) : NULL;
+	if (*cmd)
+		return req;
+	for (uint32_t i = 0; i < Q2_REQS; i++) {
+		req = &st->reqs[i];
+		*cmd = req->seq ? q2_req_cmd(req, id) : NULL;
+		if (*cmd)
+			return req;
+	}
+	return NULL;
+}
+
+/* Answer the guest when every command is made and completed. */
+static int q2_req_finish(struct q2_state *st, struct q2_req *req,
+			 struct replica_out *out)
+{
+	uint32_t status;
+	int err;
+
+	if (!req->translated || req->pending)
+		return 0;
+	status = req->failed ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	err = q2_guest_completion(st, req->seq, status,
+				  req->failed ? 0 : req->written, out);
+	q2_req_free(st, req);
+	return err;
+}
+
+/* The guest segments of bytes [from, from + len) of the request's data. */
+static size_t q2_slice(const struct q2_req *req, uint64_t from, uint64_t len,
+		       Pv__Segment *segs, Pv__Segment **ptrs)
+{
+	uint64_t pos = 0;
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < req->nsegs && len; i++) {
+		const struct q2_seg *s = &req->segs[i];
+		uint64_t skip, take;
+
+		if (pos + s->len <= from) {
+			pos += s->len;
+			continue;
+		}
+		skip = from > pos ? from - pos : 0;
+		take = s->len - skip < len ? s->len - skip : len;
+		pv__segment__init(&segs[n]);
+		segs[n].gpa = s->gpa + skip;
+		segs[n].len = (uint32_t)take;
+		ptrs[n] = &segs[n];
+		n++;
+		from += take;
+		len -= take;
+		pos += s->len;
+	}
+	return n;
+}
+
+/* A guest command (read to / write from / zero the guest) for a piece. */
+static int q2_guest_cmd(struct q2_state *st, struct q2_req *req,
+			Pv__CommandOp op, uint64_t host, uint64_t len,
+			Pv__OutputId **after, size_t nafter,
+			struct replica_out *out, Pv__OutputId *id)
+{
+	Pv__DeviceCommand cmd = PV__DEVICE_COMMAND__INIT;
+	Pv__Segment segs[Q2_REQ_SEGS];
+	Pv__Segment *ptrs[Q2_REQ_SEGS];
+
+	cmd.op = op;
+	cmd.request_seq = req->seq;
+	cmd.offset = op == PV__COMMAND_OP__CMD_ZERO_GUEST ? 0 : host;
+	cmd.length = len;
+	cmd.n_segments = q2_slice(req, req->done, len, segs, ptrs);
+	cmd.segments = ptrs;
+	cmd.after = after;
+	cmd.n_after = nafter;
+	return q2_command(st, req, &cmd, out, id);
+}
+
+/* ---- translating one piece (the part of a request in one cluster) ---- */
+
+struct q2_piece {
+	uint64_t in_off;	/* offset inside the cluster */
+	uint64_t len;
+	uint32_t l1i;
+	uint32_t l2i;
+};
+
+static void q2_piece_at(const struct q2_state *st, const struct q2_req *req,
+			struct q2_piece *p)
+{
+	uint64_t v = req->sector * BLK_SECTOR + req->done;
+	uint64_t cs = st->h.cluster_size, ci = v >> st->h.cluster_bits;
+
+	p->in_off = v & (cs - 1);
+	p->len = cs - p->in_off;
+	if (p->len > req->len - req->done)
+		p->len = req->len - req->done;
+	p->l1i = (uint32_t)(ci >> st->h.l2_bits);
+	p->l2i = (uint32_t)(ci & ((1ULL << st->h.l2_bits) - 1));
+}
+
+/* The L2 entry of @p, or 0 with *@l2 NULL when there is no table. */
+static uint64_t q2_l2_entry(struct q2_state *st, const struct q2_piece *p,
+			    uint8_t **l2)
+{
+	uint64_t off = st->l1[p->l1i] & Q2_OFF_MASK;
+	struct q2_slot *s;
+
+	*l2 = NULL;
+	if (!off)
+		return 0;
+	s = q2_slot_find(st, st->l2s, Q2_L2_SLOTS, off);
+	if (!s || s->loading)
+		return 0;
+	*l2 = q2_l2_data(st, s);
+	return get64(*l2 + 8 * p->l2i);
+}
+
+/*
+ * Make sure the metadata of the piece is cached: its L2 table and, for a
+ * write, the refcount blocks of the next clusters to allocate. 0: ready;
+ * -EAGAIN: loads issued; else an error for the piece.
+ */
+static int q2_piece_ready(struct q2_state *st, const struct q2_piece *p,
+			  bool write, struct replica_out *out)
+{
+	uint64_t l2off = st->l1[p->l1i] & Q2_OFF_MASK;
+	int err = 0, ready = 1;
+
+	if (l2off)
+		ready &= q2_cached(st, true, l2off, out, &err);
+	for (uint64_t k = 0; write && k < 4 && !err; k++) {
+		uint64_t c = (st->next_free >> st->h.cluster_bits) + k;
+		uint64_t rbi = c >> st->h.rb_bits, rb;
+
+		if (rbi >= st->h.rt_size)
+			break;
+		rb = st->rt[rbi] & Q2_OFF_MASK;
+		if (rb)
+			ready &= q2_cached(st, false, rb, out, &err);
+	}
+	if (err)
+		return err;
+	return ready ? 0 : -EAGAIN;
+}
+
+/*
+ * A new refcount block for index @rbi at the next free cluster, counting
+ * itself: its contents, then the refcount table entry.
+ */
+static int q2_new_rb(struct q2_state *st, struct q2_req *req, uint64_t rbi,
+		     uint64_t ri, struct replica_out *out)
+{
+	uint64_t off = st->next_free, cs = st->h.cluster_size;
+	Pv__OutputId blk, *after[1] = { &blk };
+	uint8_t *data = q2_slot_new(st, false, off), ent[8];
+	int err;
+
+	if (!data)
+		return -EBUSY;
+	put16(data + 2 * ri, 1);
+	err = q2_write_data(st, req, off, data, cs, NULL, 0, out, &blk);
+	if (err)
+		return err;
+	put64(ent, off);
+	err = q2_write_data(st, req, st->h.rt_offset + 8 * rbi, ent, 8,
+			    after, 1, out, NULL);
+	if (err)
+		return err;
+	st->rt[rbi] = off;
+	st->next_free += cs;
+	st->stats.rb_blocks++;
+	return 0;
+}
+
+/* Allocate a cluster: its refcount becomes 1 (command @rid). */
+static int q2_alloc(struct q2_state *st, struct q2_req *req,
+		    struct replica_out *out, uint64_t *host, Pv__OutputId *rid)
+{
+	uint64_t rbmask = (1ULL << st->h.rb_bits) - 1;
+
+	for (;;) {
+		uint64_t c = st->next_free >> st->h.cluster_bits;
+		uint64_t rbi = c >> st->h.rb_bits, ri = c & rbmask, rb;
+		struct q2_slot *s;
+		uint8_t *e;
+		int err;
+
+		if (rbi >= st->h.rt_size)
+			return -ENOSPC;	/* the refcount table would grow */
+		rb = st->rt[rbi] & Q2_OFF_MASK;
+		if (!rb) {
+			err = q2_new_rb(st, req, rbi, ri, out);
+			if (err)
+				return err;
+			continue;
+		}
+		s = q2_slot_find(st, st->rbs, Q2_RB_SLOTS, rb);
+		if (!s || s->loading)
+			return -EIO;	/* not prepared by q2_piece_ready */
+		e = q2_rb_data(st, s) + 2 * ri;
+		if (get16(e)) {		/* in use past the end: skip it */
+			st->next_free += st->h.cluster_size;
+			continue;
+		}
+		put16(e, 1);
+		err = q2_write_data(st, req, rb + 2 * ri, e, 2, NULL, 0, out,
+				    rid);
+		if (err)
+			return err;
+		*host = st->next_free;
+		st->next_free += st->h.cluster_size;
+		return 0;
+	}
+}
+
+/* A new L2 table for @p: refcount, zeroed cluster, then the L1 entry. */
+static int q2_new_l2(struct q2_state *st, struct q2_req *req,
+		     const struct q2_piece *p, struct replica_out *out,
+		     Pv__OutputId *zid)
+{
+	Pv__OutputId rid, *after[2] = { &rid, zid };
+	uint64_t off;
+	uint8_t ent[8];
+	int err;
+
+	err = q2_alloc(st, req, out, &off, &rid);
+	if (err)
+		return err;
+	if (!q2_slot_new(st, true, off))
+		return -EBUSY;
+	err = q2_write_zeroes(st, req, off, st->h.cluster_size, out, zid);
+	if (err)
+		return err;
+	put64(ent, off | Q2_COPIED);
+	err = q2_write_data(st, req, st->h.l1_offset + 8 * p->l1i, ent, 8,
+			    after, 2, out, NULL);
+	if (err)
+		return err;
+	st->l1[p->l1i] = off | Q2_COPIED;
+	st->stats.l2_tables++;
+	return 0;
+}
+
+static int q2_piece_read(struct q2_state *st, struct q2_req *req,
+			 const struct q2_piece *p, struct replica_out *out)
+{
+	uint8_t *l2;
+	uint64_t e = q2_l2_entry(st, p, &l2), host = e & Q2_OFF_MASK;
+
+	if (e & Q2_COMPRESSED)
+		return -EOPNOTSUPP;
+	if (!host || (e & Q2_ZERO)) {
+		st->stats.zero_reads++;
+		return q2_guest_cmd(st, req, PV__COMMAND_OP__CMD_ZERO_GUEST, 0,
+				    p->len, NULL, 0, out, NULL);
+	}
+	return q2_guest_cmd(st, req, PV__COMMAND_OP__CMD_READ_TO_GUEST,
+			    host + p->in_off, p->len, NULL, 0, out, NULL);
+}
+
+/*
+ * A write to a cluster without data: allocate it (unless preallocated
+ * with the zero flag), zero it when the piece does not cover it, write
+ * the data, then the L2 entry after the refcount, zeroes and data.
+ */
+static int q2_piece_alloc(struct q2_state *st, struct q2_req *req,
+			  const struct q2_piece *p, uint64_t e,
+			  struct replica_out *out)
+{
+	Pv__OutputId ids[4], *after[4];
+	uint64_t host = e & Q2_OFF_MASK, l2off;
+	size_t n = 0, nd = 0;
+	uint8_t *l2, ent[8];
+	int err = 0;
+
+	if (!(st->l1[p->l1i] & Q2_OFF_MASK))
+		err = q2_new_l2(st, req, p, out, &ids[n++]);
+	if (!err && !host) {
+		err = q2_alloc(st, req, out, &host, &ids[n++]);
+		st->stats.clusters++;
+	}
+	if (!err && p->len < st->h.cluster_size) {
+		err = q2_write_zeroes(st, req, host, st->h.cluster_size, out,
+				      &ids[n]);
+		after[nd++] = &ids[n++];
+	}
+	if (err)
+		return err;
+	err = q2_guest_cmd(st, req, PV__COMMAND_OP__CMD_WRITE_FROM_GUEST,
+			   host + p->in_off, p->len, after, nd, out, &ids[n++]);
+	for (size_t i = 0; i < n; i++)
+		after[i] = &ids[i];
+	q2_l2_entry(st, p, &l2);
+	if (err || !l2)
+		return err ? err : -EIO;
+	l2off = st->l1[p->l1i] & Q2_OFF_MASK;
+	put64(l2 + 8 * p->l2i, host | Q2_COPIED);
+	memcpy(ent, l2 + 8 * p->l2i, 8);
+	return q2_write_data(st, req, l2off + 8 * p->l2i, ent, 8, after, n,
+			     out, NULL);
+}
+
+static int q2_piece_write(struct q2_state *st, struct q2_req *req,
+			  const struct q2_piece *p, struct replica_out *out)
+{
+	uint8_t *l2;
+	uint64_t e = q2_l2_entry(st, p, &l2), host = e & Q2_OFF_MASK;
+
+	if (e & Q2_COMPRESSED)
+		return -EOPNOTSUPP;
+	if (host && !(e & Q2_ZERO))
+		return q2_guest_cmd(st, req,
+				    PV__COMMAND_OP__CMD_WRITE_FROM_GUEST,
+				    host + p->in_off, p->len, NULL, 0, out,
+				    NULL);
+	return q2_piece_alloc(st, req, p, e, out);
+}
+
+static int q2_piece(struct q2_state *st, struct q2_req *req,
+		    struct replica_out *out)
+{
+	bool write = req->type == VIRTIO_BLK_T_OUT;
+	struct q2_piece p;
+	int err;
+
+	q2_piece_at(st, req, &p);
+	err = q2_piece_ready(st, &p, write, out);
+	if (err)
+		return err;
+	err = write ? q2_piece_write(st, req, &p, out) :
+		      q2_piece_read(st, req, &p, out);
+	if (err)
+		return err;
+	req->done += p.len;
+	return 0;
+}
+
+/* Make the request's commands; -EAGAIN: parked (loads, output budget). */
+static int q2_translate(struct q2_state *st, struct q2_req *req,
+			struct replica_out *out)
+{
+	Pv__DeviceCommand cmd = PV__DEVICE_COMMAND__INIT;
+	int err;
+
+	if (req->type == VIRTIO_BLK_T_FLUSH) {
+		cmd.op = PV__COMMAND_OP__CMD_FLUSH;
+		req->translated = 1;
+		return q2_command(st, req, &cmd, out, NULL);
+	}
+	while (req->done < req->len) {
+		if (st->budget > Q2_BUDGET)
+			return -EAGAIN;
+		if (req->ncmds + Q2_PIECE_CMDS > Q2_REQ_CMDS) {
+			err = -E2BIG;
+			break;
+		}
+		err = q2_piece(st, req, out);
+		if (err == -EAGAIN)
+			return err;
+		if (err)
+			break;
+	}
+	if (req->done < req->len) {
+		req->failed++;
+		st->stats.refused++;
+	}
+	req->translated = 1;
+	return 0;
+}
+
+/* Translate parked requests in order while no load is in flight. */
+static int q2_run_queue(struct q2_state *st, struct replica_out *out)
+{
+	int err = 0;
+
+	while (st->qhead && !st->loads && !err) {
+		struct q2_req *req = &st->reqs[st->qhead - 1];
+
+		if (q2_translate(st, req, out) == -EAGAIN) {
+			st->stats.parked++;
+			return 0;
+		}
+		q2_queue_pop(st);
+		err = q2_req_finish(st, req, out);
+	}
+	return err;
+}
+
+/* ---- guest requests ---- */
+
+static int q2_reject(struct q2_state *st, const Pv__IoRequest *io,
+		     uint32_t status, uint64_t *counter,
+		     struct replica_out *out)
+{
+	(*counter)++;
+	return q2_guest_completion(st, io->seq, status, 0, out);
+}
+
+/* Data bytes of a read or write: the right direction only, in range. */
+static int q2_rw_check(const struct q2_state *st, const Pv__IoRequest *io,
+		       uint64_t *len)
+{
+	bool rd = io->type == VIRTIO_BLK_T_IN;
+	size_t n = rd ? io->n_in : io->n_out;
+	Pv__Segment **segs = rd ? io->in : io->out;
+	uint64_t total = 0, off;
+
+	if ((rd ? io->n_out : io->n_in) || !n || n > Q2_REQ_SEGS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		total += segs[i]->len;
+	if (total % BLK_SECTOR || total > UINT32_MAX)
+		return -EINVAL;
+	if (io->sector > UINT64_MAX / BLK_SECTOR)
+		return -ERANGE;
+	off = io->sector * BLK_SECTOR;
+	if (off > st->h.size || total > st->h.size - off)
+		return -ERANGE;
+	*len = total;
+	return 0;
+}
+
+static void q2_req_fill(struct q2_req *req, const Pv__IoRequest *io,
+			uint64_t len)
+{
+	bool rd = io->type == VIRTIO_BLK_T_IN;
+	size_t n = rd ? io->n_in : io->n_out;
+	Pv__Segment **segs = rd ? io->in : io->out;
+
+	req->type = io->type;
+	req->sector = io->sector;
+	req->len = len;
+	req->written = rd ? (uint32_t)len : 0;
+	req->nsegs = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		req->segs[i].gpa = segs[i]->gpa;
+		req->segs[i].len = segs[i]->len;
+		req->segs[i].pad = 0;
+	}
+}
+
+static int q2_request(struct q2_state *st, const Pv__IoRequest *io,
+		      struct replica_out *out)
+{
+	bool rw = io->type == VIRTIO_BLK_T_IN || io->type == VIRTIO_BLK_T_OUT;
+	struct q2_req *req;
+	uint64_t len = 0;
+
+	st->stats.requests++;
+	if (!rw && io->type != VIRTIO_BLK_T_FLUSH)
+		return q2_reject(st, io, VIRTIO_BLK_S_UNSUPP,
+				 &st->stats.unsupported, out);
+	if (st->stage != Q2_READY)
+		return q2_reject(st, io, VIRTIO_BLK_S_IOERR,
+				 &st->stats.bad_requests, out);
+	if (io->type == VIRTIO_BLK_T_OUT && st->read_only)
+		return q2_reject(st, io, VIRTIO_BLK_S_IOERR,
+				 &st->stats.read_only, out);
+	if (rw && q2_rw_check(st, io, &len))
+		return q2_reject(st, io, VIRTIO_BLK_S_IOERR,
+				 &st->stats.bad_requests, out);
+	req = q2_req_alloc(st, io->seq);
+	if (!req)
+		return q2_reject(st, io, VIRTIO_BLK_S_IOERR,
+				 &st->stats.table_full, out);
+	q2_req_fill(req, io, len);
+	if (io->type == VIRTIO_BLK_T_IN)
+		st->stats.reads++;
+	else if (io->type == VIRTIO_BLK_T_OUT)
+		st->stats.writes++;
+	else
+		st->stats.flushes++;
+	q2_queue_push(st, req);
+	return q2_run_queue(st, out);
+}
+
+/* ---- completions ---- */
+
+/* A cache load failed: the request that waits for it (the head) fails. */
+static int q2_load_failed(struct q2_state *st, struct replica_out *out)
+{
+	struct q2_req *req;
+
+	if (!st->qhead)
+		return 0;
+	req = q2_queue_pop(st);
+	req->failed++;
+	req->translated = 1;
+	st->stats.refused++;
+	return q2_req_finish(st, req, out);
+}
+
+static int q2_complete(struct q2_state *st, const Pv__DeviceCompletion *dc,
+		       struct replica_out *out)
+{
+	struct blk_cmd_ref *cmd;
+	struct q2_req *req;
+	int err = 0, ret;
+
+	if (st->stage != Q2_READY && q2_open_completion(st, dc, out, &err))
+		return err;
+	ret = q2_load_completion(st, dc);
+	if (ret < 0)
+		err = q2_load_failed(st, out);
+	if (ret)
+		return err ? err : q2_run_queue(st, out);
+	req = q2_req_by_cmd(st, dc->command, &cmd);
+	if (!req) {
+		st->stats.unknown_completions++;
+		replica_out_fail(out, "completion for no command in flight");
+		return -ENOENT;
+	}
+	cmd->done = 1;
+	req->pending--;
+	if (dc->status) {
+		req->failed++;
+		st->stats.failed_commands++;
+	}
+	err = q2_req_finish(st, req, out);
+	return err ? err : q2_run_queue(st, out);
+}
+
+static int q2_apply(void *state, const Pv__Envelope *in,
+		    struct replica_out *out)
+{
+	struct q2_state *st = state;
+
+	st->budget = 0;
+	switch (in->msg_case) {
+	case PV__ENVELOPE__MSG_OPEN:
+		return q2_open(st, in->open, out);
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+		return q2_request(st, in->io_request, out);
+	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+		return q2_complete(st, in->device_completion, out);
+	default:
+		return -EINVAL;
+	}
+}
+
+const struct replica_ops blk_qcow2_ops = {
+	.name = "blk-qcow2",
+	.layout_version = Q2_LAYOUT_VERSION,
+	.state_size = sizeof(struct q2_state),
+	.max_output_bytes = Q2_OUTPUT_MAX,
+	.init = q2_init,
+	.apply = q2_apply,
+};

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The qcow2 block driver's state, all of it inside the replica's arena:
+ * the parsed header, the whole L1 and refcount tables, a bounded cache of
+ * L2 tables and refcount blocks (kept as on disk, big endian), and the
+ * requests in flight with their guest segments (a request whose metadata
+ * is not cached yet is parked until the READ_FOR_DRIVER completions come).
+ *
+ * Metadata is written through: every change to a cached table is sent as
+ * CMD_WRITE_DATA at once, so a cached table never differs from the image
+ * as the router will have it, and any slot not being loaded can be evicted.
+ */
+#ifndef PV_BLK_QCOW2_H
+#define PV_BLK_QCOW2_H
+
+#include <stdint.h>
+
+#include "blk.h"
+
+#define Q2_LAYOUT_VERSION	1
+#define Q2_CLUSTER_BITS_MIN	9
+#define Q2_CLUSTER_BITS_MAX	16	/* a table is read in one command */
+#define Q2_CLUSTER_MAX		(1u << Q2_CLUSTER_BITS_MAX)
+#define Q2_L1_MAX		(Q2_CLUSTER_MAX / 8)	/* L1 entries */
+#define Q2_RT_MAX		(Q2_CLUSTER_MAX / 8)	/* refcount table entries */
+#define Q2_L2_SLOTS		16	/* cached L2 tables */
+#define Q2_RB_SLOTS		8	/* cached refcount blocks */
+#define Q2_REQS			256	/* requests in flight */
+#define Q2_REQ_CMDS		192	/* commands of one request */
+#define Q2_REQ_SEGS		128	/* guest segments of one request */
+
+#define Q2_OFF_MASK		0x00fffffffffffe00ULL
+#define Q2_COPIED		(1ULL << 63)
+#define Q2_COMPRESSED		(1ULL << 62)
+#define Q2_ZERO			1ULL
+
+enum q2_stage {
+	Q2_CLOSED,
+	Q2_HEADER,		/* reading the header */
+	Q2_TABLES,		/* reading the L1 and refcount tables */
+	Q2_READY,		/* attached */
+};
+
+struct q2_slot {
+	uint64_t offset;	/* image offset of the table; 0: free */
+	uint64_t tick;		/* last use (LRU) */
+	uint64_t load_seq;	/* the READ_FOR_DRIVER loading it */
+	uint32_t load_index;
+	uint32_t loading;
+};
+
+struct q2_seg {
+	uint64_t gpa;
+	uint32_t len;
+	uint32_t pad;
+};
+
+struct q2_req {
+	uint64_t seq;		/* the IoRequest's; 0: a free slot */
+	uint64_t sector;
+	uint64_t len;		/* data bytes */
+	uint64_t done;		/* bytes translated into commands */
+	uint32_t type;
+	uint32_t written;
+	uint32_t ncmds;
+	uint32_t pending;
+	uint32_t failed;
+	uint32_t translated;	/* all commands made */
+	uint32_t next;		/* parked queue: index + 1, 0: last */
+	uint32_t nsegs;
+	struct q2_seg segs[Q2_REQ_SEGS];
+	struct blk_cmd_ref cmds[Q2_REQ_CMDS];
+};
+
+struct q2_hdr {
+	uint32_t version;
+	uint32_t cluster_bits;
+	uint64_t cluster_size;
+	uint64_t size;		/* virtual, bytes */
+	uint64_t l1_offset;
+	uint64_t rt_offset;
+	uint32_t l1_size;	/* entries */
+	uint32_t rt_size;	/* entries */
+	uint32_t l2_bits;	/* log2 entries of an L2 table */
+	uint32_t rb_bits;	/* log2 entries of a refcount block */
+};
+
+struct q2_stats {
+	uint64_t requests;
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t flushes;
+	uint64_t unsupported;
+	uint64_t bad_requests;
+	uint64_t read_only;
+	uint64_t table_full;
+	uint64_t failed_commands;
+	uint64_t unknown_completions;
+	uint64_t completed;
+	uint64_t parked;
+	uint64_t l2_loads;
+	uint64_t rb_loads;
+	uint64_t evictions;
+	uint64_t clusters;	/* data clusters allocated */
+	uint64_t l2_tables;	/* L2 tables allocated */
+	uint64_t rb_blocks;	/* refcount blocks allocated */
+	uint64_t zero_reads;	/* pieces read as zeros */
+	uint64_t refused;	/* pieces failed: compressed, no room... */
+};
+
+struct q2_state {
+	uint32_t stage;
+	uint32_t read_only;
+	uint64_t image_size;
+	uint64_t next_free;	/* next cluster to allocate */
+	uint64_t tick;
+	uint64_t budget;	/* output bytes of the input being applied */
+	uint64_t hdr_seq;	/* the header's, then the tables' loads */
+	uint32_t hdr_index;
+	uint32_t open_loads;
+	uint64_t l1_seq;
+	uint32_t l1_index;
+	uint32_t loads;		/* cache loads in flight */
+	uint64_t rt_seq;
+	uint32_t rt_index;
+	uint32_t inflight;
+	uint32_t qhead;		/* parked requests, index + 1 */
+	uint32_t qtail;
+	char format[16];
+	struct q2_hdr h;
+	struct q2_stats stats;
+	uint64_t l1[Q2_L1_MAX];		/* host byte order */
+	uint64_t rt[Q2_RT_MAX];
+	struct q2_slot l2s[Q2_L2_SLOTS];
+	struct q2_slot rbs[Q2_RB_SLOTS];
+	uint8_t l2_data[Q2_L2_SLOTS][Q2_CLUSTER_MAX];	/* as on disk */
+	uint8_t rb_data[Q2_RB_SLOTS][Q2_CLUSTER_MAX];
+	struct q2_req reqs[Q2_REQS];
+};
+
+#endif

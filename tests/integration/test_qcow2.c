@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qcow2 through pairvisor-blkdrv, end to end: images made by
+ * `qemu-img create -f qcow2` (default 64 KiB clusters, and 4 KiB clusters
+ * with writes spread over more than 64 MiB so that L2 tables and refcount
+ * blocks are allocated and evicted during the run) pass the test guest's
+ * blkverify, then `qemu-img check` finds no error and `qemu-img compare`
+ * finds them identical to a raw image written by blkpattern (a pattern
+ * generator independent of the guest). Images the driver does not support
+ * (corrupt bit, dirty, compression type, encryption, backing file) are
+ * refused at Open: the VMM exits 1 with the reason.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "vmmrun.h"
+
+#define TIMEOUT_MS	120000
+
+static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int shell(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int st, n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	printf("$ %s\n", cmd);
+	fflush(stdout);
+	st = system(cmd);
+	free(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *path_in_tmp(const char *name)
+{
+	char *p;
+
+	CU_ASSERT_FATAL(asprintf(&p, "%s/%s", tmpdir_path(), name) > 0);
+	unlink(p);
+	return p;
+}
+
+/* qemu-img create -f qcow2 @opts @name @size; the path. */
+static char *qcow2_new(const char *name, const char *opts, const char *size)
+{
+	char *p = path_in_tmp(name);
+
+	CU_ASSERT_EQUAL_FATAL(shell("qemu-img create -q -f qcow2 %s %s %s",
+				    opts, p, size), 0);
+	return p;
+}
+
+static void run_vmm(struct vmm_result *r, const char *cmdline,
+		    const char *img)
+{
+	char *disk;
+	const char *argv[] = {
+		"pairvisor-vmm", "--memory", "128M", "--vcpus", "2",
+		"--kernel", PV_GUEST_PATH, "--cmdline", cmdline,
+		"--disk", NULL, NULL,
+	};
+
+	CU_ASSERT_FATAL(asprintf(&disk, "%s,format=qcow2", img) > 0);
+	argv[10] = disk;
+	CU_ASSERT_EQUAL_FATAL(vmm_run(r, TIMEOUT_MS, NULL, argv), 0);
+	free(disk);
+}
+
+/* blkverify count=@blocks on @img, then check and compare with raw. */
+static void verify_qcow2(const char *img, unsigned int blocks,
+			 const char *size)
+{
+	char cmdline[64], want[96];
+	char *raw = path_in_tmp("expected.raw");
+	struct vmm_result r;
+
+	snprintf(cmdline, sizeof(cmdline), "pvtest=blkverify count=%u", blocks);
+	run_vmm(&r, cmdline, img);
+	CU_ASSERT_FALSE(r.timed_out);
+	CU_ASSERT_EQUAL(r.status, 0);
+	snprintf(want, sizeof(want), "PVTEST blkverify PASS blocks=%u ", blocks);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, want));
+	vmm_result_free(&r);
+	CU_ASSERT_EQUAL(shell("qemu-img check -f qcow2 %s", img), 0);
+	CU_ASSERT_EQUAL(shell("%s write %s --blocks %u --pass 2 && "
+			      "truncate -s %s %s", PV_BLKPATTERN_PATH, raw,
+			      blocks, size, raw), 0);
+	CU_ASSERT_EQUAL(shell("qemu-img compare -f qcow2 -F raw %s %s",
+			      img, raw), 0);
+	unlink(raw);
+	free(raw);
+}
+
+static void test_default_clusters(void)
+{
+	char *img = qcow2_new("default.qcow2", "", "8M");
+
+	verify_qcow2(img, 1000, "8M");
+	free(img);
+}
+
+/*
+ * 4 KiB clusters: 20000 blocks are 78 MiB of data, so 40 L2 tables (each
+ * maps 2 MiB; the cache holds 16) and about 10 refcount blocks (each
+ * counts 8 MiB of file) are allocated while the guest writes.
+ */
+static void test_small_clusters(void)
+{
+	char *img = qcow2_new("small.qcow2", "-o cluster_size=4096", "128M");
+
+	verify_qcow2(img, 20000, "128M");
+	free(img);
+}
+
+/* The data survives the VMM: a second run over the same image reads it. */
+static void test_reopen(void)
+{
+	char *img = qcow2_new("reopen.qcow2", "-o cluster_size=4096", "16M");
+
+	verify_qcow2(img, 1000, "16M");
+	verify_qcow2(img, 2000, "16M");
+	free(img);
+}
+
+/* The VMM refuses @img: status 1, @why in its log, the guest never ran. */
+static void expect_refused(const char *img, const char *why)
+{
+	struct vmm_result r;
+
+	run_vmm(&r, "pvtest=blkverify count=10", img);
+	CU_ASSERT_FALSE(r.timed_out);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, why));
+	CU_ASSERT_PTR_NULL(strstr(r.out, "PVTEST"));
+	if (!strstr(r.err, why))
+		printf("log:\n%s\n", r.err);
+	vmm_result_free(&r);
+}
+
+/* Set bit @bit of the incompatible features (header byte 72..79). */
+static void set_incompat_bit(const char *img, int bit)
+{
+	CU_ASSERT_EQUAL(shell("printf '\\%03o' | dd of=%s bs=1 seek=%d "
+			      "conv=notrunc status=none", 1 << (bit % 8), img,
+			      79 - bit / 8), 0);
+}
+
+static void test_refuse_corrupt(void)
+{
+	char *img = qcow2_new("corrupt.qcow2", "", "8M");
+
+	set_incompat_bit(img, 1);
+	CU_ASSERT_EQUAL(shell("qemu-img info %s | grep -q 'corrupt: true'",
+			      img), 0);
+	expect_refused(img, "qcow2: the image is marked corrupt");
+	free(img);
+}
+
+static void test_refuse_dirty(void)
+{
+	char *img = qcow2_new("dirty.qcow2", "", "8M");
+
+	set_incompat_bit(img, 0);
+	expect_refused(img, "qcow2: the image is dirty");
+	free(img);
+}
+
+static void test_refuse_compression(void)
+{
+	char *img = qcow2_new("zstd.qcow2", "-o compression_type=zstd", "8M");
+
+	expect_refused(img, "qcow2: compression (compression_type) is not supported");
+	free(img);
+}
+
+static void test_refuse_encrypted(void)
+{
+	char *img = path_in_tmp("crypt.qcow2");
+
+	CU_ASSERT_EQUAL_FATAL(shell("qemu-img create -q --object secret,id=s0,data=pw "
+				    "-f qcow2 -o encrypt.format=luks,"
+				    "encrypt.key-secret=s0 %s 8M", img), 0);
+	expect_refused(img, "qcow2: encrypted images are not supported");
+	free(img);
+}
+
+static void test_refuse_backing(void)
+{
+	char *base = qcow2_new("base.qcow2", "", "8M");
+	char *img = path_in_tmp("overlay.qcow2");
+
+	CU_ASSERT_EQUAL_FATAL(shell("qemu-img create -q -f qcow2 -b %s "
+				    "-F qcow2 %s", base, img), 0);
+	expect_refused(img, "qcow2: backing files are not supported");
+	free(base);
+	free(img);
+}
+
+static void test_refuse_not_qcow2(void)
+{
+	char *img = path_in_tmp("plain.raw");
+
+	CU_ASSERT_EQUAL_FATAL(shell("truncate -s 8M %s", img), 0);
+	expect_refused(img, "qcow2: not a qcow2 image");
+	free(img);
+}
+
+static CU_TestInfo tests[] = {
+	{ "blkverify 1000, 64 KiB clusters: check, compare", test_default_clusters },
+	{ "blkverify 20000, 4 KiB clusters, 78 MiB: check, compare", test_small_clusters },
+	{ "a second run reads what the first wrote", test_reopen },
+	{ "refused: corrupt bit", test_refuse_corrupt },
+	{ "refused: dirty bit", test_refuse_dirty },
+	{ "refused: compression_type=zstd", test_refuse_compression },
+	{ "refused: encrypted", test_refuse_encrypted },
+	{ "refused: backing file", test_refuse_backing },
+	{ "refused: not qcow2", test_refuse_not_qcow2 },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "qcow2", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
