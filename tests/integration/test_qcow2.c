@@ -190,7 +190,7 @@ static void test_refuse_encrypted(void)
 
 	CU_ASSERT_EQUAL_FATAL(shell("qemu-img create -q --object secret,id=s0,data=pw "
 				    "-f qcow2 -o encrypt.format=luks,"
-				    "encrypt.key-secret=s0 %s 8M", img), 0);
+				    "encrypt.key-secret=s0,encrypt.iter-time=10 %s 8M", img), 0);
 	expect_refused(img, "qcow2: encrypted images are not supported");
 	free(img);
 }
