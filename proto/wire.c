@@ -182,6 +182,8 @@ static const char *pv_msg_check(const Pv__Envelope *e)
 	case PV__ENVELOPE__MSG_SNAPSHOT_READY:
 		return NULL;
 	case PV__ENVELOPE__MSG_SEED:
+		if (e->seed->executed && id_check(e->seed->executed))
+			return "bad executed output id";
 		return e->seed->size ? NULL : "seed of an empty arena";
 	case PV__ENVELOPE__MSG_PROMOTE:
 		if (!e->promote->generation)

@@ -602,6 +602,10 @@ static int handle_seed(struct replica *r, const Pv__Seed *seed)
 		return -EPROTO;
 	}
 	/* outputs of inputs up to seq are the active's to deliver */
+	if (seed->executed) {
+		log_mark_upto(r, seed->executed);
+		log_trim(r);
+	}
 	r->send_pos = r->rs->log_head;
 	r->acked_seq = 0;
 	r->stats.seeds++;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,6 +49,11 @@
 #define DS_LOG_MAX	32		/* violation log lines per disk */
 #define DS_SEND_WAIT_MS	1000
 #define DS_CHILD_FD	3
+#define DS_ILOG_MAX	4096		/* inputs kept for a spare */
+#define DS_CMP_MAX	4096		/* output hashes to compare */
+#define DS_AUDIT_MAX	4096		/* executed ids remembered */
+#define DS_SNAP_MAX	(64ULL << 20)	/* snapshot region, sparse */
+#define DS_SEED_TIMEOUT_MS	5000
 
 enum ds_state {
 	DS_INLINE,
@@ -62,21 +68,58 @@ struct ds_req {
 	struct blk_req r;
 };
 
+/* A spare's way from spawned to mirrored (DESIGN.md section 3). */
+enum ds_spare_state {
+	SP_NONE,
+	SP_HELLO,		/* spawned; its Pong: arena registered */
+	SP_SNAPSHOT,		/* the active was asked for a snapshot */
+	SP_LIVE,		/* seeded: gets every input, outputs compared */
+};
+
 /* One driver replica: its process, link and progress. */
 struct ds_replica {
+	struct devswitch *sw;
 	pid_t pid;
 	struct pv_chan *ch;
 	bool polled;
+	const char *failed;	/* why it must go, handled by ds_settle() */
+	bool snap_region;	/* the snapshot region is registered on ch */
 	uint64_t applied_seq;
 	uint64_t ping_nonce;
 	uint64_t last_pong_ns;
+	uint64_t base_seq;	/* seeded at: outputs up to it not compared */
+	uint32_t old_gen;	/* before promotion: late outputs dropped */
+	uint32_t nr_acks;
+	Pv__OutputId acks[DS_ACK_BATCH];
+	Pv__OutputId *ackp[DS_ACK_BATCH];
 };
 
-/* DESIGN.md's role table: one active, no spare yet, and the generation. */
+/* DESIGN.md's role table: the active, the spare, and the generation. */
 struct ds_roles {
 	uint32_t generation;
 	struct ds_replica *active;
 	struct ds_replica *spare;
+	enum ds_spare_state spare_state;
+};
+
+/* A sequenced input as sent, kept until every replica applied it. */
+struct ds_input {
+	uint64_t seq;
+	size_t len, cap;
+	uint8_t *buf;
+};
+
+/* An output hash waiting for the other replica's output of the same id. */
+struct ds_cmp {
+	uint64_t seq;
+	uint32_t index;
+	bool spare;
+	uint64_t hash;
+};
+
+struct ds_audit {
+	uint64_t seq;		/* 0: empty */
+	uint32_t index;
 };
 
 struct devswitch {
@@ -88,7 +131,22 @@ struct devswitch {
 	void *owner;
 	enum ds_state state;
 	struct ds_roles roles;
-	struct ds_replica replica;
+	struct ds_replica rep[2];
+	bool spare_local;
+	uint32_t hb_period_ms, hb_limit_ms, spare_lag;
+	uint64_t spare_t0;		/* spawned at (seeding timeout) */
+	uint64_t snap_nonce, snap_seq;	/* Snapshot asked after input */
+	int snap_fd;			/* the snapshot region, -1: none */
+	void *snap_map;
+	uint64_t last_done_ns;		/* last completion to the guest */
+	uint64_t fo_before_ns;		/* ... before the last failover */
+	uint64_t fo_at_ns;		/* the last failover */
+	bool fo_stall_pending;
+	uint64_t ilog_lo;		/* inputs >= this are in ilog */
+	struct ds_input ilog[DS_ILOG_MAX];
+	uint32_t cmp_head, cmp_n;
+	struct ds_cmp cmp[DS_CMP_MAX];
+	struct ds_audit audit[DS_AUDIT_MAX];
 	uint64_t next_seq;		/* next input sequence number */
 	uint64_t exec_seq;		/* last executed output id */
 	uint32_t exec_index;
@@ -97,9 +155,6 @@ struct devswitch {
 	bool attached;
 	qb_loop_timer_handle ping_timer;
 	bool timer_armed;
-	uint32_t nr_acks;
-	Pv__OutputId acks[DS_ACK_BATCH];
-	Pv__OutputId *ackp[DS_ACK_BATCH];
 	Pv__Segment segs[BLK_SEG_MAX];
 	Pv__Segment *segp[BLK_SEG_MAX];
 	struct devswitch_stats stats;
@@ -107,9 +162,16 @@ struct devswitch {
 	uint8_t rdata[PV_DATA_MAX];
 	uint8_t tx[PV_MSG_MAX];
 	uint8_t rx[PV_MSG_MAX];
+	uint8_t hbuf[PV_MSG_MAX];
 };
 
 static void ds_driver_dead(struct devswitch *sw, const char *why);
+static void ds_rep_fail(struct devswitch *sw, struct ds_replica *rep,
+			const char *why);
+static void ds_settle(struct devswitch *sw);
+static void ds_on_snapshot_ready(struct devswitch *sw,
+				 const Pv__SnapshotReady *r);
+static void ds_snapshot_ask(struct devswitch *sw);
 
 /* ---- requests ---- */
 
@@ -120,11 +182,31 @@ static struct ds_req *ds_req_find(struct devswitch *sw, uint64_t seq)
 	return seq && q->seq == seq ? q : NULL;
 }
 
+/* The gap between guest-visible completions around a failover. */
+static void ds_done_at(struct devswitch *sw)
+{
+	uint64_t now = vm_clock_ns();
+
+	if (sw->fo_stall_pending) {
+		sw->stats.last_stall_ns = now - sw->fo_before_ns;
+		if (sw->stats.last_stall_ns > sw->stats.max_stall_ns)
+			sw->stats.max_stall_ns = sw->stats.last_stall_ns;
+		sw->fo_stall_pending = false;
+		qb_log(LOG_NOTICE, "disk%d: guest I/O stalled %" PRIu64
+		       " us around the failover (%" PRIu64 " us after it)",
+		       sw->index, sw->stats.last_stall_ns / 1000,
+		       (now - sw->fo_at_ns) / 1000);
+	}
+	sw->last_done_ns = now;
+}
+
 static void ds_req_finish(struct devswitch *sw, struct ds_req *q,
 			  uint8_t status, uint32_t written)
 {
-	if (!q->aborted)
+	if (!q->aborted) {
+		ds_done_at(sw);
 		sw->done(sw->owner, q->r.head, status, written);
+	}
 	q->seq = 0;
 	q->aborted = false;
 }
@@ -170,33 +252,161 @@ static int ds_wait_writable(struct pv_chan *ch)
 	return n ? 0 : -ETIMEDOUT;
 }
 
-/* Send @env to the active; a link that fails kills the driver. */
-static int ds_send(struct devswitch *sw, const Pv__Envelope *env)
+/*
+ * Send @len bytes to @rep. The active gets DS_SEND_WAIT_MS to read; a
+ * spare that does not keep up is dropped rather than stall the guest. A
+ * link that fails marks the replica failed (ds_settle() acts on it).
+ */
+static int ds_send_raw(struct devswitch *sw, struct ds_replica *rep,
+		       const void *buf, size_t len)
 {
-	struct ds_replica *rep = sw->roles.active;
-	int len, ret;
+	int ret;
 
-	if (!rep || !rep->ch)
+	if (!rep || !rep->ch || rep->failed)
 		return -ENOTCONN;
-	len = pv_msg_encode(env, sw->tx, sizeof(sw->tx));
+	for (;;) {
+		ret = pv_chan_send(rep->ch, buf, len);
+		if (ret != -EAGAIN)
+			break;
+		if (rep != sw->roles.active) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		ret = ds_wait_writable(rep->ch);
+		if (ret)
+			break;
+	}
+	if (ret < 0)
+		ds_rep_fail(sw, rep, ret == -ETIMEDOUT ?
+			    "it stopped reading its channel" :
+			    "its channel failed");
+	return ret < 0 ? ret : 0;
+}
+
+static int ds_send_to(struct devswitch *sw, struct ds_replica *rep,
+		      const Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, sw->tx, sizeof(sw->tx));
+
 	if (len < 0) {
 		qb_log(LOG_ERR, "disk%d: cannot encode %s: %s", sw->index,
 		       pv_msg_name(env), strerror(-len));
 		return len;
 	}
-	for (;;) {
-		ret = pv_chan_send(rep->ch, sw->tx, len);
-		if (ret != -EAGAIN)
-			break;
-		ret = ds_wait_writable(rep->ch);
-		if (ret)
-			break;
+	return ds_send_raw(sw, rep, sw->tx, len);
+}
+
+/* Send @env to the active. */
+static int ds_send(struct devswitch *sw, const Pv__Envelope *env)
+{
+	return ds_send_to(sw, sw->roles.active, env);
+}
+
+/* ---- the input log: what a spare may still need ---- */
+
+/* Inputs below this are applied by every replica that may need them. */
+static uint64_t ds_ilog_keep(const struct devswitch *sw)
+{
+	switch (sw->roles.spare_state) {
+	case SP_SNAPSHOT:
+		return sw->snap_seq + 1;
+	case SP_LIVE:
+		return sw->roles.spare->applied_seq + 1;
+	default:
+		return sw->next_seq;
 	}
-	if (ret < 0) {
-		ds_driver_dead(sw, ret == -ETIMEDOUT ?
-			       "it stopped reading its channel" :
-			       "its channel failed");
-		return ret;
+}
+
+static void ds_ilog_trim(struct devswitch *sw)
+{
+	uint64_t keep = ds_ilog_keep(sw);
+
+	if (keep > sw->ilog_lo)
+		sw->ilog_lo = keep;
+}
+
+static struct ds_input *ds_ilog_get(struct devswitch *sw, uint64_t seq)
+{
+	struct ds_input *in = &sw->ilog[seq % DS_ILOG_MAX];
+
+	return seq >= sw->ilog_lo && in->seq == seq ? in : NULL;
+}
+
+/* Keep input @seq; a spare that far behind is dropped. */
+static void ds_ilog_add(struct devswitch *sw, uint64_t seq, const void *buf,
+			size_t len)
+{
+	struct ds_input *in = &sw->ilog[seq % DS_ILOG_MAX];
+	uint8_t *nb;
+
+	ds_ilog_trim(sw);
+	if (seq - sw->ilog_lo >= DS_ILOG_MAX && sw->roles.spare) {
+		sw->stats.spare_lagging++;
+		ds_rep_fail(sw, sw->roles.spare, "it lags too far behind");
+		sw->ilog_lo = seq;
+	}
+	if (sw->ilog_lo + DS_ILOG_MAX <= seq)
+		sw->ilog_lo = seq;
+	if (in->cap < len) {
+		nb = realloc(in->buf, len);
+		if (!nb) {
+			in->seq = 0;
+			return;
+		}
+		in->buf = nb;
+		in->cap = len;
+	}
+	memcpy(in->buf, buf, len);
+	in->len = len;
+	in->seq = seq;
+}
+
+/* Send every kept input after @from to @rep. */
+static int ds_replay(struct devswitch *sw, struct ds_replica *rep,
+		     uint64_t from)
+{
+	for (uint64_t seq = from + 1; seq < sw->next_seq; seq++) {
+		struct ds_input *in = ds_ilog_get(sw, seq);
+		int err;
+
+		if (!in) {
+			ds_rep_fail(sw, rep, "an input it needs is gone");
+			return -ENOENT;
+		}
+		err = ds_send_raw(sw, rep, in->buf, in->len);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * A sequenced input: kept for the spare, sent to the active and, in the
+ * same order, mirrored to a live spare, which is dropped (and re-seeded
+ * later) when it lags more than the bound.
+ */
+static int ds_send_input(struct devswitch *sw, uint64_t seq,
+			 const Pv__Envelope *env)
+{
+	struct ds_replica *sp = sw->roles.spare;
+	int len = pv_msg_encode(env, sw->tx, sizeof(sw->tx));
+
+	if (len < 0) {
+		qb_log(LOG_ERR, "disk%d: cannot encode %s: %s", sw->index,
+		       pv_msg_name(env), strerror(-len));
+		return len;
+	}
+	sw->stats.inputs++;
+	if (sw->roles.spare_state >= SP_SNAPSHOT)
+		ds_ilog_add(sw, seq, sw->tx, len);
+	ds_send_raw(sw, sw->roles.active, sw->tx, len);
+	if (sw->roles.spare_state != SP_LIVE || sp->failed)
+		return 0;
+	if (!ds_send_raw(sw, sp, sw->tx, len))
+		sw->stats.mirrored++;
+	if (seq - sp->applied_seq > sw->spare_lag) {
+		sw->stats.spare_lagging++;
+		ds_rep_fail(sw, sp, "it lags more than the bound");
 	}
 	return 0;
 }
@@ -214,33 +424,56 @@ static int ds_send_error(struct devswitch *sw, int code, const char *msg)
 	return ds_send(sw, &env);
 }
 
-static void ds_flush_acks(struct devswitch *sw)
+static void ds_flush_rep_acks(struct devswitch *sw, struct ds_replica *rep)
 {
 	Pv__Ack ack = PV__ACK__INIT;
 	Pv__Envelope env = PV__ENVELOPE__INIT;
 
-	if (!sw->nr_acks || sw->state != DS_RUNNING)
+	if (!rep || !rep->nr_acks || sw->state != DS_RUNNING)
 		return;
-	for (uint32_t i = 0; i < sw->nr_acks; i++)
-		sw->ackp[i] = &sw->acks[i];
-	ack.n_executed = sw->nr_acks;
-	ack.executed = sw->ackp;
+	for (uint32_t i = 0; i < rep->nr_acks; i++)
+		rep->ackp[i] = &rep->acks[i];
+	ack.n_executed = rep->nr_acks;
+	ack.executed = rep->ackp;
 	env.msg_case = PV__ENVELOPE__MSG_ACK;
 	env.ack = &ack;
-	sw->nr_acks = 0;
+	rep->nr_acks = 0;
 	sw->stats.acks_sent++;
-	ds_send(sw, &env);
+	ds_send_to(sw, rep, &env);
 }
 
-static void ds_ack(struct devswitch *sw, const Pv__OutputId *id)
+static void ds_flush_acks(struct devswitch *sw)
 {
-	Pv__OutputId *a = &sw->acks[sw->nr_acks++];
+	ds_flush_rep_acks(sw, sw->roles.active);
+	if (sw->roles.spare_state == SP_LIVE)
+		ds_flush_rep_acks(sw, sw->roles.spare);
+}
+
+/* Executed (active) or matched (spare): @rep may trim it from its log. */
+static void ds_rep_ack(struct devswitch *sw, struct ds_replica *rep,
+		       const Pv__OutputId *id)
+{
+	Pv__OutputId *a = &rep->acks[rep->nr_acks++];
 
 	pv__output_id__init(a);
 	a->seq = id->seq;
 	a->index = id->index;
-	if (sw->nr_acks == DS_ACK_BATCH)
-		ds_flush_acks(sw);
+	if (rep->nr_acks == DS_ACK_BATCH)
+		ds_flush_rep_acks(sw, rep);
+}
+
+/*
+ * The active's output was executed. A live spare holds the outputs of
+ * inputs up to its snapshot unsent: they are the active's, so they are
+ * acked to the spare too, without a comparison.
+ */
+static void ds_ack(struct devswitch *sw, const Pv__OutputId *id)
+{
+	struct ds_replica *sp = sw->roles.spare;
+
+	ds_rep_ack(sw, sw->roles.active, id);
+	if (sw->roles.spare_state == SP_LIVE && id->seq <= sp->base_seq)
+		ds_rep_ack(sw, sp, id);
 }
 
 /* ---- violations ---- */
@@ -438,11 +671,30 @@ static int ds_exec_segs(struct devswitch *sw, const Pv__DeviceCommand *c)
 	return err;
 }
 
+/*
+ * An audit independent of the id check before it: remember the ids of
+ * recently executed commands and count any that comes to run again.
+ */
+static void ds_audit(struct devswitch *sw, const Pv__OutputId *id)
+{
+	uint64_t h = id->seq * 0x9e3779b97f4a7c15ULL ^ id->index;
+	struct ds_audit *a = &sw->audit[(h >> 20) % DS_AUDIT_MAX];
+
+	if (a->seq == id->seq && a->index == id->index) {
+		sw->stats.executed_twice++;
+		qb_log(LOG_CRIT, "disk%d: command (%" PRIu64 ", %u) executed twice",
+		       sw->index, id->seq, id->index);
+	}
+	a->seq = id->seq;
+	a->index = id->index;
+}
+
 /* Run a validated command; *@rlen bytes of sw->rdata for the driver. */
 static int ds_exec(struct devswitch *sw, const Pv__DeviceCommand *c,
 		   size_t *rlen)
 {
 	*rlen = 0;
+	ds_audit(sw, c->id);
 	switch (c->op) {
 	case PV__COMMAND_OP__CMD_WRITE_DATA:
 		return image_write(sw->img, c->offset, c->data.data,
@@ -478,8 +730,7 @@ static void ds_send_completion(struct devswitch *sw, const Pv__OutputId *id,
 	}
 	env.msg_case = PV__ENVELOPE__MSG_DEVICE_COMPLETION;
 	env.device_completion = &dc;
-	sw->stats.inputs++;
-	ds_send(sw, &env);
+	ds_send_input(sw, dc.seq, &env);
 }
 
 static void ds_on_command(struct devswitch *sw, const Pv__DeviceCommand *c)
@@ -610,7 +861,7 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 	sw->attached = true;
 	sw->state = DS_RUNNING;
 	qb_log(LOG_INFO, "disk%d: %s attached by driver pid %d: %s, %" PRIu64
-	       " bytes", sw->index, sw->dc->path, (int)sw->replica.pid,
+	       " bytes", sw->index, sw->dc->path, (int)sw->roles.active->pid,
 	       a->format, a->virtual_size);
 }
 
@@ -623,10 +874,101 @@ static bool ds_metadata_read(const Pv__DeviceCommand *c)
 	       !c->request_seq;
 }
 
-static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
+/* The generation field of an output (Attach, DeviceCommand, completion). */
+static uint32_t *ds_out_gen(const Pv__Envelope *env, Pv__OutputId **id)
 {
-	struct ds_replica *rep = sw->roles.active;
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_ATTACH:
+		*id = env->attach->id;
+		return &env->attach->generation;
+	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
+		*id = env->device_command->id;
+		return &env->device_command->generation;
+	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
+		*id = env->guest_completion->id;
+		return &env->guest_completion->generation;
+	default:
+		return NULL;
+	}
+}
 
+/* 64-bit hash of an output as encoded without its generation. */
+static uint64_t ds_out_hash(struct devswitch *sw, const Pv__Envelope *env,
+			    uint32_t *gen)
+{
+	uint32_t saved = *gen;
+	int len;
+
+	*gen = 0;
+	len = pv_msg_encode(env, sw->hbuf, sizeof(sw->hbuf));
+	*gen = saved;
+	return len < 0 ? 0 : pv_digest(sw->hbuf, len);
+}
+
+/*
+ * Compare an output with the other replica's output of the same id. Both
+ * emit outputs in id order, so the hashes of whichever replica is ahead
+ * wait in one queue. A match is acked to the spare, which trims it; a
+ * mismatch is a divergence: the spare is dropped and re-seeded.
+ */
+static void ds_compare(struct devswitch *sw, bool from_spare,
+		       const Pv__OutputId *id, uint64_t hash)
+{
+	struct ds_replica *sp = sw->roles.spare;
+	struct ds_cmp *c;
+
+	if (!sw->cmp_n || sw->cmp[sw->cmp_head].spare == from_spare) {
+		if (sw->cmp_n == DS_CMP_MAX) {
+			sw->stats.spare_lagging++;
+			ds_rep_fail(sw, sp, "too many outputs to compare");
+			return;
+		}
+		c = &sw->cmp[(sw->cmp_head + sw->cmp_n++) % DS_CMP_MAX];
+		*c = (struct ds_cmp){ .seq = id->seq, .index = id->index,
+				      .spare = from_spare, .hash = hash };
+		return;
+	}
+	c = &sw->cmp[sw->cmp_head];
+	sw->cmp_head = (sw->cmp_head + 1) % DS_CMP_MAX;
+	sw->cmp_n--;
+	sw->stats.spare_compared++;
+	if (c->seq == id->seq && c->index == id->index && c->hash == hash) {
+		ds_rep_ack(sw, sp, id);
+		return;
+	}
+	sw->stats.divergences++;
+	qb_log(LOG_ERR, "disk%d: spare pid %d diverged: output (%" PRIu64
+	       ", %u) vs (%" PRIu64 ", %u), hashes %016" PRIx64 " %016" PRIx64,
+	       sw->index, (int)sp->pid, c->seq, c->index, id->seq, id->index,
+	       c->hash, hash);
+	ds_rep_fail(sw, sp, "its outputs diverged from the active's");
+}
+
+static void ds_on_ack(struct devswitch *sw, struct ds_replica *rep,
+		      const Pv__Ack *ack)
+{
+	sw->stats.acks_received++;
+	if (ack->applied_seq > rep->applied_seq &&
+	    ack->applied_seq < sw->next_seq)
+		rep->applied_seq = ack->applied_seq;
+	if (rep == sw->roles.active)
+		sw->stats.applied_seq = rep->applied_seq;
+}
+
+static void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
+			     const Pv__Envelope *env)
+{
+	struct ds_replica *sp = sw->roles.spare;
+	Pv__OutputId *id = NULL;
+	uint32_t *gen = ds_out_gen(env, &id);
+
+	/* sent before its promotion: Promote makes it send them again */
+	if (gen && rep->old_gen && *gen == rep->old_gen) {
+		sw->stats.stale_generation++;
+		return;
+	}
+	if (gen && sw->roles.spare_state == SP_LIVE && id->seq > sp->base_seq)
+		ds_compare(sw, false, id, ds_out_hash(sw, env, gen));
 	switch (env->msg_case) {
 	case PV__ENVELOPE__MSG_ATTACH:
 		ds_on_attach(sw, env->attach);
@@ -642,15 +984,14 @@ static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
 		ds_on_guest_completion(sw, env->guest_completion);
 		break;
 	case PV__ENVELOPE__MSG_ACK:
-		sw->stats.acks_received++;
-		if (env->ack->applied_seq > rep->applied_seq &&
-		    env->ack->applied_seq < sw->next_seq)
-			rep->applied_seq = env->ack->applied_seq;
-		sw->stats.applied_seq = rep->applied_seq;
+		ds_on_ack(sw, rep, env->ack);
 		break;
 	case PV__ENVELOPE__MSG_PONG:
 		sw->stats.pongs++;
 		rep->last_pong_ns = vm_clock_ns();
+		break;
+	case PV__ENVELOPE__MSG_SNAPSHOT_READY:
+		ds_on_snapshot_ready(sw, env->snapshot_ready);
 		break;
 	case PV__ENVELOPE__MSG_ERROR:
 		sw->stats.errors_received++;
@@ -665,51 +1006,108 @@ static void ds_handle(struct devswitch *sw, const Pv__Envelope *env)
 	}
 }
 
-static void ds_receive(struct devswitch *sw, ssize_t n)
+/* The spare's outputs are compared, counted and dropped, never run. */
+static void ds_handle_spare(struct devswitch *sw, struct ds_replica *rep,
+			    const Pv__Envelope *env)
+{
+	Pv__OutputId *id = NULL;
+	uint32_t *gen = ds_out_gen(env, &id);
+
+	if (gen) {
+		sw->stats.spare_dropped++;
+		if (sw->roles.spare_state == SP_LIVE && id->seq > rep->base_seq)
+			ds_compare(sw, true, id, ds_out_hash(sw, env, gen));
+		return;
+	}
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_ACK:
+		ds_on_ack(sw, rep, env->ack);
+		break;
+	case PV__ENVELOPE__MSG_PONG:
+		sw->stats.pongs++;
+		rep->last_pong_ns = vm_clock_ns();
+		if (sw->roles.spare_state == SP_HELLO)
+			ds_snapshot_ask(sw);
+		break;
+	case PV__ENVELOPE__MSG_ERROR:
+		sw->stats.errors_received++;
+		qb_log(LOG_WARNING, "disk%d: spare pid %d reports error %d: %s",
+		       sw->index, (int)rep->pid, env->error->code,
+		       env->error->message);
+		break;
+	default:
+		sw->stats.proto_errors++;
+		ds_rep_fail(sw, rep, "it sent what a spare does not send");
+	}
+}
+
+static void ds_receive(struct devswitch *sw, struct ds_replica *rep,
+		       ssize_t n)
 {
 	const char *why = "undecodable";
 	Pv__Envelope *env;
 
 	env = pv_msg_decode(sw->rx, n, &why);
-	if (!env) {
+	if (!env && rep == sw->roles.active) {
 		ds_reject(sw, "message", &sw->stats.malformed, NULL, why);
 		return;
 	}
-	ds_handle(sw, env);
+	if (!env) {
+		sw->stats.malformed++;
+		ds_rep_fail(sw, rep, why);
+		return;
+	}
+	if (rep == sw->roles.active)
+		ds_handle_active(sw, rep, env);
+	else
+		ds_handle_spare(sw, rep, env);
 	pv_msg_free(env);
 }
 
-void devswitch_poll(struct devswitch *sw)
+static void ds_poll_rep(struct devswitch *sw, struct ds_replica *rep)
 {
 	for (int i = 0; i < DS_POLL_BATCH; i++) {
-		struct ds_replica *rep = sw->roles.active;
 		ssize_t n;
 
-		if (sw->state == DS_DEAD || sw->state == DS_INLINE || !rep)
+		if (sw->state == DS_DEAD || sw->state == DS_INLINE || !rep ||
+		    !rep->ch || rep->failed)
+			break;
+		if (rep != sw->roles.active && rep != sw->roles.spare)
 			break;
 		n = pv_chan_recv(rep->ch, sw->rx, sizeof(sw->rx));
 		if (n == -EAGAIN || n == -EINTR)
 			break;
 		if (n == 0) {
-			ds_driver_dead(sw, "it closed its channel");
+			ds_rep_fail(sw, rep, "it closed its channel");
 			break;
 		}
 		if (n < 0 && n != -EMSGSIZE && n != -EPROTO) {
-			ds_driver_dead(sw, "its channel failed");
+			ds_rep_fail(sw, rep, "its channel failed");
 			break;
 		}
-		if (n < 0)
+		if (n >= 0)
+			ds_receive(sw, rep, n);
+		else if (rep == sw->roles.active)
 			ds_reject(sw, "message", &sw->stats.malformed, NULL,
 				  "oversized or truncated message");
 		else
-			ds_receive(sw, n);
+			ds_rep_fail(sw, rep, "oversized or truncated message");
 	}
+}
+
+void devswitch_poll(struct devswitch *sw)
+{
+	ds_poll_rep(sw, sw->roles.active);
+	if (sw->roles.spare_state != SP_NONE)
+		ds_poll_rep(sw, sw->roles.spare);
 	ds_flush_acks(sw);
+	ds_settle(sw);
 }
 
 static int32_t ds_on_readable(int32_t fd, int32_t revents, void *data)
 {
-	struct devswitch *sw = data;
+	struct ds_replica *rep = data;
+	struct devswitch *sw = rep->sw;
 
 	(void)fd;
 	(void)revents;
@@ -719,7 +1117,7 @@ static int32_t ds_on_readable(int32_t fd, int32_t revents, void *data)
 	return 0;
 }
 
-/* ---- the driver process ---- */
+/* ---- the driver processes ---- */
 
 static void ds_log_exit(struct devswitch *sw, pid_t pid, int st,
 			const char *why, bool killed)
@@ -736,16 +1134,20 @@ static void ds_log_exit(struct devswitch *sw, pid_t pid, int st,
 	       how, why);
 }
 
-/* Reap the driver; kill it when it does not go within ~200 ms. */
-static void ds_reap(struct devswitch *sw, const char *why)
+/*
+ * Reap a driver; kill it when it does not go within ~200 ms, or at once
+ * when @fence (a failed replica must never run on).
+ */
+static void ds_reap(struct devswitch *sw, struct ds_replica *rep,
+		    const char *why, bool fence)
 {
-	pid_t pid = sw->replica.pid;
+	pid_t pid = rep->pid;
 	bool killed = false;
 	int st = 0;
 
 	if (pid <= 0)
 		return;
-	for (int i = 0; i < 40; i++) {
+	for (int i = 0; i < 40 && !fence; i++) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			goto out;
 		usleep(5000);
@@ -756,65 +1158,375 @@ static void ds_reap(struct devswitch *sw, const char *why)
 		st = 0;
 out:
 	ds_log_exit(sw, pid, st, why, killed);
-	sw->replica.pid = 0;
+	rep->pid = 0;
 }
 
-static void ds_unlink(struct devswitch *sw)
+static void ds_rep_close(struct devswitch *sw, struct ds_replica *rep)
 {
-	struct ds_replica *rep = &sw->replica;
-
-	if (sw->timer_armed)
-		qb_loop_timer_del(sw->vm->loop, sw->ping_timer);
-	sw->timer_armed = false;
 	if (rep->polled)
 		qb_loop_poll_del(sw->vm->loop, pv_chan_fd(rep->ch));
 	rep->polled = false;
 	pv_chan_close(rep->ch);
 	rep->ch = NULL;
+}
+
+/* Close, reap and forget a replica. */
+static void ds_rep_end(struct devswitch *sw, struct ds_replica *rep,
+		       const char *why, bool fence)
+{
+	ds_rep_close(sw, rep);
+	ds_reap(sw, rep, why, fence);
+	*rep = (struct ds_replica){ .sw = sw };
+}
+
+static void ds_unlink(struct devswitch *sw)
+{
+	if (sw->timer_armed)
+		qb_loop_timer_del(sw->vm->loop, sw->ping_timer);
+	sw->timer_armed = false;
+	for (int i = 0; i < 2; i++)
+		ds_rep_close(sw, &sw->rep[i]);
 	sw->roles.active = NULL;
 }
 
-/* The active is gone: every in-flight and later request gets IOERR. */
-static void ds_driver_dead(struct devswitch *sw, const char *why)
+static void ds_rep_fail(struct devswitch *sw, struct ds_replica *rep,
+			const char *why)
 {
+	(void)sw;
+	if (rep && !rep->failed)
+		rep->failed = why;
+}
+
+static void ds_spare_drop(struct devswitch *sw, const char *why)
+{
+	struct ds_replica *sp = sw->roles.spare;
+
+	qb_log(LOG_WARNING, "disk%d: dropped spare pid %d: %s", sw->index,
+	       (int)sp->pid, why);
+	sw->stats.spare_drops++;
+	sw->roles.spare = NULL;
+	sw->roles.spare_state = SP_NONE;
+	sw->cmp_n = 0;
+	ds_rep_end(sw, sp, why, true);
+}
+
+/* No replica left: every in-flight and later request gets IOERR. */
+static void ds_dead(struct devswitch *sw, const char *why)
+{
+	struct ds_replica *a = sw->roles.active;
+
 	if (sw->state == DS_DEAD || sw->state == DS_INLINE)
 		return;
 	sw->state = DS_DEAD;
 	sw->stats.driver_deaths++;
 	qb_log(LOG_ERR, "disk%d: lost the driver: %s; requests fail with I/O errors",
 	       sw->index, why);
+	if (sw->roles.spare)
+		ds_spare_drop(sw, "no active left");
 	ds_unlink(sw);
-	ds_reap(sw, why);
+	if (a)
+		ds_reap(sw, a, why, false);
 	ds_fail_all(sw);
+}
+
+static bool ds_in_flight(const struct devswitch *sw)
+{
+	for (int i = 0; i < DS_MAX_REQS; i++)
+		if (sw->reqs[i].seq && !sw->reqs[i].aborted)
+			return true;
+	return false;
+}
+
+/*
+ * DESIGN.md section 3, promotion exactly once: fence the old active
+ * (killed, its link closed: nothing it sent is read any more), bump the
+ * generation, tell the spare which outputs were executed, and re-send it
+ * every input it has not acknowledged as applied. It re-sends the rest of
+ * its output log under the new generation; those ids were never
+ * executed, so each runs once.
+ */
+static void ds_failover(struct devswitch *sw, const char *why)
+{
+	struct ds_replica *old = sw->roles.active, *sp = sw->roles.spare;
+	Pv__Promote pr = PV__PROMOTE__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__OutputId ex = PV__OUTPUT_ID__INIT;
+	uint64_t t0 = vm_clock_ns();
+
+	qb_log(LOG_NOTICE, "disk%d: active pid %d failed: %s; promoting spare pid %d",
+	       sw->index, (int)old->pid, why, (int)sp->pid);
+	ds_rep_end(sw, old, why, true);
+	sw->fo_at_ns = t0;
+	if (ds_in_flight(sw)) {
+		sw->fo_before_ns = sw->last_done_ns;
+		sw->fo_stall_pending = true;
+	}
+	sp->old_gen = sw->roles.generation++;
+	sw->roles.active = sp;
+	sw->roles.spare = NULL;
+	sw->roles.spare_state = SP_NONE;
+	sw->cmp_n = 0;
+	sp->nr_acks = 0;
+	sp->base_seq = 0;
+	sp->last_pong_ns = t0;
+	sw->stats.failovers++;
+	ex.seq = sw->exec_seq;
+	ex.index = sw->exec_index;
+	pr.generation = sw->roles.generation;
+	pr.executed = sw->exec_any ? &ex : NULL;
+	env.msg_case = PV__ENVELOPE__MSG_PROMOTE;
+	env.promote = &pr;
+	if (!ds_send(sw, &env))
+		ds_replay(sw, sp, sp->applied_seq);
+	qb_log(LOG_NOTICE, "disk%d: pid %d is the active, generation %u, from input %" PRIu64
+	       " (%" PRIu64 " re-sent) in %" PRIu64 " us",
+	       sw->index, (int)sp->pid, sw->roles.generation, sp->applied_seq,
+	       sw->next_seq - 1 - sp->applied_seq,
+	       (vm_clock_ns() - t0) / 1000);
+}
+
+/* Act on failed replicas, outside of any message handling. */
+static void ds_settle(struct devswitch *sw)
+{
+	for (int i = 0; i < 3; i++) {
+		struct ds_replica *a = sw->roles.active, *sp = sw->roles.spare;
+
+		if (sp && sp->failed)
+			ds_spare_drop(sw, sp->failed);
+		else if (a && a->failed && sw->state == DS_RUNNING &&
+			 sw->roles.spare_state == SP_LIVE)
+			ds_failover(sw, a->failed);
+		else if (a && a->failed)
+			ds_dead(sw, a->failed);
+		else
+			return;
+	}
+}
+
+static void ds_driver_dead(struct devswitch *sw, const char *why)
+{
+	ds_rep_fail(sw, sw->roles.active, why);
+	ds_settle(sw);
+}
+
+/* ---- seeding a spare ---- */
+
+static int ds_snap_region(struct devswitch *sw)
+{
+	int fd;
+
+	if (sw->snap_fd >= 0)
+		return 0;
+	fd = memfd_create("pairvisor-snapshot", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, DS_SNAP_MAX))
+		goto err;
+	sw->snap_map = mmap(NULL, DS_SNAP_MAX, PROT_READ, MAP_SHARED, fd, 0);
+	if (sw->snap_map == MAP_FAILED)
+		goto err;
+	sw->snap_fd = fd;
+	return 0;
+err:
+	sw->snap_map = NULL;
+	close(fd);
+	return -errno;
+}
+
+/* The spare's arena is registered: ask the active for a snapshot. */
+static void ds_snapshot_ask(struct devswitch *sw)
+{
+	struct ds_replica *a = sw->roles.active;
+	Pv__Snapshot snap = PV__SNAPSHOT__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	int err = ds_snap_region(sw);
+
+	if (!err && !a->snap_region) {
+		err = pv_chan_region_register(a->ch, sw->snap_fd, DS_SNAP_MAX);
+		a->snap_region = !err;
+	}
+	if (err) {
+		qb_log(LOG_ERR, "disk%d: snapshot region: %s", sw->index,
+		       strerror(-err));
+		ds_rep_fail(sw, sw->roles.spare, "no snapshot region");
+		return;
+	}
+	snap.nonce = ++sw->snap_nonce;
+	env.msg_case = PV__ENVELOPE__MSG_SNAPSHOT;
+	env.snapshot = &snap;
+	sw->snap_seq = sw->next_seq - 1;
+	sw->ilog_lo = sw->next_seq;
+	sw->roles.spare_state = SP_SNAPSHOT;
+	ds_send(sw, &env);
+}
+
+static const char *ds_check_snapshot(struct devswitch *sw,
+				     const Pv__SnapshotReady *r)
+{
+	if (r->status)
+		return "the active could not copy its arena";
+	if (r->seq != sw->snap_seq)
+		return "the snapshot is not at the input it was asked at";
+	if (strcmp(r->build, pv_build_id()))
+		return "the snapshot is of another build";
+	if (!r->size || r->size > DS_SNAP_MAX)
+		return "the snapshot does not fit the region";
+	if (pv_chan_bulk_write(sw->roles.spare->ch, 0, sw->snap_map, r->size))
+		return "the snapshot does not fit its arena";
+	return NULL;
+}
+
+/* Write the snapshot into the spare's arena, seed it, replay after S. */
+static void ds_on_snapshot_ready(struct devswitch *sw,
+				 const Pv__SnapshotReady *r)
+{
+	struct ds_replica *sp = sw->roles.spare;
+	Pv__Seed seed = PV__SEED__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__OutputId ex = PV__OUTPUT_ID__INIT;
+	const char *why;
+
+	if (sw->roles.spare_state != SP_SNAPSHOT || r->nonce != sw->snap_nonce)
+		return;
+	why = ds_check_snapshot(sw, r);
+	if (why) {
+		ds_rep_fail(sw, sp, why);
+		return;
+	}
+	ex.seq = sw->exec_seq;
+	ex.index = sw->exec_index;
+	seed.seq = r->seq;
+	seed.size = r->size;
+	seed.executed = sw->exec_any ? &ex : NULL;
+	env.msg_case = PV__ENVELOPE__MSG_SEED;
+	env.seed = &seed;
+	if (ds_send_to(sw, sp, &env))
+		return;
+	sp->base_seq = sp->applied_seq = r->seq;
+	sw->roles.spare_state = SP_LIVE;
+	sw->stats.seeds++;
+	sw->stats.seed_pause_ns = r->pause_ns;
+	if (r->pause_ns > sw->stats.seed_pause_max_ns)
+		sw->stats.seed_pause_max_ns = r->pause_ns;
+	qb_log(LOG_NOTICE, "disk%d: spare pid %d seeded at input %" PRIu64
+	       " (%" PRIu64 " bytes; the active paused %" PRIu64 " us)",
+	       sw->index, (int)sp->pid, r->seq, r->size, r->pause_ns / 1000);
+	ds_replay(sw, sp, r->seq);
+}
+
+static int ds_spawn(int index, struct pv_chan **ch, pid_t *pid);
+static int32_t ds_on_readable(int32_t fd, int32_t revents, void *data);
+
+static void ds_rep_init(struct devswitch *sw, struct ds_replica *rep,
+			struct pv_chan *ch, pid_t pid)
+{
+	*rep = (struct ds_replica){ .sw = sw, .ch = ch, .pid = pid };
+	rep->last_pong_ns = vm_clock_ns();
+	if (sw->vm->loop &&
+	    !qb_loop_poll_add(sw->vm->loop, QB_LOOP_HIGH, pv_chan_fd(ch),
+			      POLLIN, rep, ds_on_readable))
+		rep->polled = true;
+}
+
+static int ds_ping_rep(struct devswitch *sw, struct ds_replica *rep)
+{
+	Pv__Ping ping = PV__PING__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	ping.nonce = ++rep->ping_nonce;
+	env.msg_case = PV__ENVELOPE__MSG_PING;
+	env.ping = &ping;
+	sw->stats.pings++;
+	return ds_send_to(sw, rep, &env);
+}
+
+/*
+ * Spawn a spare and greet it as one: its Pong says its arena is
+ * registered, then the active is asked for a snapshot.
+ */
+static void ds_spare_link(struct devswitch *sw, struct pv_chan *ch, pid_t pid)
+{
+	struct ds_replica *rep = sw->roles.active == &sw->rep[0] ?
+				 &sw->rep[1] : &sw->rep[0];
+	Pv__Hello hello = PV__HELLO__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	ds_rep_init(sw, rep, ch, pid);
+	sw->roles.spare = rep;
+	sw->roles.spare_state = SP_HELLO;
+	sw->spare_t0 = vm_clock_ns();
+	hello.protocol = PV_PROTOCOL_VERSION;
+	hello.generation = sw->roles.generation;
+	hello.active = false;
+	hello.build = (char *)pv_build_id();
+	env.msg_case = PV__ENVELOPE__MSG_HELLO;
+	env.hello = &hello;
+	if (!ds_send_to(sw, rep, &env))
+		ds_ping_rep(sw, rep);
+	qb_log(LOG_INFO, "disk%d: spare pid %d started", sw->index, (int)pid);
+}
+
+static void ds_spare_start(struct devswitch *sw)
+{
+	struct pv_chan *ch;
+	pid_t pid;
+
+	if (!ds_spawn(sw->index, &ch, &pid))
+		ds_spare_link(sw, ch, pid);
+}
+
+int devswitch_add_spare_chan(struct devswitch *sw, struct pv_chan *ch,
+			     pid_t pid)
+{
+	if (sw->state != DS_RUNNING || sw->roles.spare) {
+		pv_chan_close(ch);
+		return -EBUSY;
+	}
+	ds_spare_link(sw, ch, pid);
+	ds_settle(sw);
+	return 0;
+}
+
+/* Heartbeat both replicas; seed a spare where one is wanted. */
+static void ds_heartbeat(struct devswitch *sw)
+{
+	uint64_t now = vm_clock_ns(), limit = sw->hb_limit_ms * 1000000ULL;
+	struct ds_replica *reps[2] = { sw->roles.active, sw->roles.spare };
+
+	for (int i = 0; i < 2; i++) {
+		if (!reps[i] || reps[i]->failed)
+			continue;
+		if (now - reps[i]->last_pong_ns > limit)
+			ds_rep_fail(sw, reps[i],
+				    "no pong within the heartbeat limit");
+		else
+			ds_ping_rep(sw, reps[i]);
+	}
+	if (sw->roles.spare_state != SP_NONE &&
+	    sw->roles.spare_state != SP_LIVE &&
+	    now - sw->spare_t0 > DS_SEED_TIMEOUT_MS * 1000000ULL)
+		ds_rep_fail(sw, sw->roles.spare, "seeding took too long");
+	ds_settle(sw);
+	if (sw->state == DS_RUNNING && sw->spare_local &&
+	    sw->roles.spare_state == SP_NONE) {
+		ds_spare_start(sw);
+		ds_settle(sw);
+	}
 }
 
 static void ds_ping(void *data)
 {
 	struct devswitch *sw = data;
-	Pv__Ping ping = PV__PING__INIT;
-	Pv__Envelope env = PV__ENVELOPE__INIT;
-	struct ds_replica *rep;
 
 	pthread_mutex_lock(&sw->vm->lock);
 	sw->timer_armed = false;
-	rep = sw->roles.active;
-	if (sw->state != DS_RUNNING || !rep)
-		goto out;
-	if (vm_clock_ns() - rep->last_pong_ns >
-	    DS_PONG_TIMEOUT_MS * 1000000ULL) {
-		ds_driver_dead(sw, "no pong within the heartbeat limit");
-		goto out;
-	}
-	ping.nonce = ++rep->ping_nonce;
-	env.msg_case = PV__ENVELOPE__MSG_PING;
-	env.ping = &ping;
-	sw->stats.pings++;
-	if (ds_send(sw, &env) == 0 &&
+	if (sw->state == DS_RUNNING && sw->roles.active)
+		ds_heartbeat(sw);
+	if (sw->state == DS_RUNNING &&
 	    !qb_loop_timer_add(sw->vm->loop, QB_LOOP_LOW,
-			       DS_PING_INTERVAL_MS * 1000000ULL, sw, ds_ping,
+			       sw->hb_period_ms * 1000000ULL, sw, ds_ping,
 			       &sw->ping_timer))
 		sw->timer_armed = true;
-out:
 	pthread_mutex_unlock(&sw->vm->lock);
 }
 
@@ -924,8 +1636,8 @@ static int ds_hello(struct devswitch *sw)
 	open.read_only = sw->img->readonly;
 	env.msg_case = PV__ENVELOPE__MSG_OPEN;
 	env.open = &open;
-	sw->stats.inputs++;
-	return ds_send(sw, &env);
+	ds_send_input(sw, open.seq, &env);
+	return sw->roles.active->failed ? -EPIPE : 0;
 }
 
 static int ds_wait_attach(struct devswitch *sw)
@@ -933,7 +1645,7 @@ static int ds_wait_attach(struct devswitch *sw)
 	uint64_t deadline = vm_clock_ns() + DS_ATTACH_TIMEOUT_MS * 1000000ULL;
 
 	while (!sw->attached && sw->state == DS_STARTING) {
-		struct pollfd p = { .fd = pv_chan_fd(sw->replica.ch),
+		struct pollfd p = { .fd = pv_chan_fd(sw->rep[0].ch),
 				    .events = POLLIN };
 		uint64_t now = vm_clock_ns();
 
@@ -957,11 +1669,10 @@ static int ds_link(struct devswitch *sw, struct pv_chan *ch, pid_t pid)
 {
 	int err;
 
-	sw->replica.ch = ch;
-	sw->replica.pid = pid;
-	sw->replica.last_pong_ns = vm_clock_ns();
+	sw->rep[0] = (struct ds_replica){ .sw = sw, .ch = ch, .pid = pid };
+	sw->rep[0].last_pong_ns = vm_clock_ns();
 	sw->roles.generation = 1;
-	sw->roles.active = &sw->replica;
+	sw->roles.active = &sw->rep[0];
 	sw->roles.spare = NULL;
 	sw->state = DS_STARTING;
 	err = ds_hello(sw);
@@ -971,13 +1682,15 @@ static int ds_link(struct devswitch *sw, struct pv_chan *ch, pid_t pid)
 		return err;
 	if (sw->vm->loop &&
 	    !qb_loop_poll_add(sw->vm->loop, QB_LOOP_HIGH, pv_chan_fd(ch),
-			      POLLIN, sw, ds_on_readable))
-		sw->replica.polled = true;
+			      POLLIN, &sw->rep[0], ds_on_readable))
+		sw->rep[0].polled = true;
 	if (sw->vm->loop &&
 	    !qb_loop_timer_add(sw->vm->loop, QB_LOOP_LOW,
-			       DS_PING_INTERVAL_MS * 1000000ULL, sw, ds_ping,
+			       sw->hb_period_ms * 1000000ULL, sw, ds_ping,
 			       &sw->ping_timer))
 		sw->timer_armed = true;
+	if (sw->spare_local && sw->vm->loop)
+		ds_spare_start(sw);
 	return 0;
 }
 
@@ -1073,12 +1786,27 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 	io.in = sw->segp + r->nr_out;
 	env.msg_case = PV__ENVELOPE__MSG_IO_REQUEST;
 	env.io_request = &io;
-	sw->stats.inputs++;
 	sw->stats.io_requests++;
-	ds_send(sw, &env);	/* on failure the request already failed */
+	ds_send_input(sw, q->seq, &env);
+	ds_settle(sw);		/* no replica left: the request failed */
 }
 
 /* ---- life cycle ---- */
+
+static void ds_failover_config(struct devswitch *sw,
+			       const struct devswitch_config *cfg)
+{
+	const struct vm_config *vc = sw->vm->cfg;
+
+	sw->spare_local = cfg->disk->spare_local && !cfg->disk->inline_io;
+	sw->hb_period_ms = vc && vc->hb_period_ms ? vc->hb_period_ms :
+			   DS_HB_PERIOD_MS;
+	sw->hb_limit_ms = vc && vc->hb_limit_ms ? vc->hb_limit_ms :
+			  DS_HB_LIMIT_MS;
+	sw->spare_lag = vc && vc->spare_lag ? vc->spare_lag : DS_SPARE_LAG;
+	if (sw->spare_lag > DS_ILOG_MAX / 2)
+		sw->spare_lag = DS_ILOG_MAX / 2;
+}
 
 static struct devswitch *ds_alloc(struct vm *vm,
 				  const struct devswitch_config *cfg)
@@ -1094,6 +1822,10 @@ static struct devswitch *ds_alloc(struct vm *vm,
 	sw->done = cfg->done;
 	sw->owner = cfg->owner;
 	sw->next_seq = 1;
+	sw->snap_fd = -1;
+	sw->rep[0].sw = sw;
+	sw->rep[1].sw = sw;
+	ds_failover_config(sw, cfg);
 	return sw;
 }
 
@@ -1148,10 +1880,19 @@ void devswitch_destroy(struct devswitch *sw)
 {
 	if (!sw)
 		return;
+	if (sw->roles.spare)
+		ds_spare_drop(sw, "disk closed");
 	if (sw->state != DS_DEAD && sw->state != DS_INLINE) {
 		ds_unlink(sw);		/* the driver sees EOF and exits */
-		ds_reap(sw, "disk closed");
+		for (int i = 0; i < 2; i++)
+			ds_reap(sw, &sw->rep[i], "disk closed", false);
 	}
+	for (int i = 0; i < DS_ILOG_MAX; i++)
+		free(sw->ilog[i].buf);
+	if (sw->snap_map)
+		munmap(sw->snap_map, DS_SNAP_MAX);
+	if (sw->snap_fd >= 0)
+		close(sw->snap_fd);
 	free(sw);
 }
 
@@ -1167,7 +1908,17 @@ const struct devswitch_stats *devswitch_stats(const struct devswitch *sw)
 
 pid_t devswitch_driver_pid(const struct devswitch *sw)
 {
-	return sw->replica.pid;
+	return sw->roles.active ? sw->roles.active->pid : 0;
+}
+
+pid_t devswitch_spare_pid(const struct devswitch *sw)
+{
+	return sw->roles.spare ? sw->roles.spare->pid : 0;
+}
+
+bool devswitch_spare_live(const struct devswitch *sw)
+{
+	return sw->roles.spare_state == SP_LIVE;
 }
 
 uint32_t devswitch_generation(const struct devswitch *sw)
@@ -1207,4 +1958,27 @@ void devswitch_stats_print(const struct devswitch *sw)
 	       (unsigned long long)s->failed_dead,
 	       (unsigned long long)s->driver_deaths,
 	       (unsigned long long)s->applied_seq);
+	if (!sw->spare_local && !s->failovers)
+		return;
+	qb_log(LOG_NOTICE, "stats: disk%d failover: active_pid=%d spare_pid=%d generation=%u "
+	       "mirrored=%llu spare_compared=%llu spare_dropped=%llu divergences=%llu "
+	       "spare_lagging=%llu spare_drops=%llu seeds=%llu seed_pause_us=%llu "
+	       "seed_pause_max_us=%llu failovers=%llu stale_generation=%llu "
+	       "executed_twice=%llu last_stall_us=%llu max_stall_us=%llu",
+	       sw->index, (int)devswitch_driver_pid(sw),
+	       (int)devswitch_spare_pid(sw), sw->roles.generation,
+	       (unsigned long long)s->mirrored,
+	       (unsigned long long)s->spare_compared,
+	       (unsigned long long)s->spare_dropped,
+	       (unsigned long long)s->divergences,
+	       (unsigned long long)s->spare_lagging,
+	       (unsigned long long)s->spare_drops,
+	       (unsigned long long)s->seeds,
+	       (unsigned long long)s->seed_pause_ns / 1000,
+	       (unsigned long long)s->seed_pause_max_ns / 1000,
+	       (unsigned long long)s->failovers,
+	       (unsigned long long)s->stale_generation,
+	       (unsigned long long)s->executed_twice,
+	       (unsigned long long)s->last_stall_ns / 1000,
+	       (unsigned long long)s->max_stall_ns / 1000);
 }

@@ -12,6 +12,12 @@
  * most once. A driver that dies fails its in-flight requests with
  * VIRTIO_BLK_S_IOERR and every later one; the VMM keeps running.
  *
+ * spare=local: a second driver process, seeded from a snapshot of the
+ * active's arena, gets every input too (mirroring); its outputs are
+ * compared with the active's by id and dropped. When the active exits,
+ * hangs up or misses the heartbeat, the spare is promoted (DESIGN.md
+ * section 3) and a new spare is seeded.
+ *
  * driver=inline: no driver process, the switch does raw I/O itself (the
  * benchmark's baseline, the cost of the split; no replica).
  *
@@ -20,6 +26,7 @@
 #ifndef PV_DEVSWITCH_H
 #define PV_DEVSWITCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -31,8 +38,10 @@ struct devswitch;
 struct pv_chan;
 
 #define DS_ATTACH_TIMEOUT_MS	10000
-#define DS_PING_INTERVAL_MS	1000
-#define DS_PONG_TIMEOUT_MS	10000
+/* defaults of --heartbeat PERIOD_MS,LIMIT_MS and --spare-lag N */
+#define DS_HB_PERIOD_MS		200
+#define DS_HB_LIMIT_MS		1000
+#define DS_SPARE_LAG		1024
 #define DS_DRIVER_NAME		"pairvisor-blkdrv"
 
 /* A request's answer for the frontend: status byte, bytes written. */
@@ -58,6 +67,20 @@ struct devswitch_stats {
 	uint64_t failed_dead;		/* requests failed: no driver */
 	uint64_t driver_deaths;
 	uint64_t applied_seq;		/* driver's last acked input */
+	/* spare=local: mirroring, seeding, promotion */
+	uint64_t mirrored;		/* inputs sent to the live spare */
+	uint64_t spare_compared;	/* spare outputs matched by id */
+	uint64_t spare_dropped;		/* spare outputs dropped */
+	uint64_t divergences;		/* ... that did not match */
+	uint64_t spare_lagging;		/* spares dropped beyond the bound */
+	uint64_t spare_drops;		/* spares dropped, any reason */
+	uint64_t seeds;			/* spares seeded from a snapshot */
+	uint64_t seed_pause_ns;		/* the active's last snapshot pause */
+	uint64_t seed_pause_max_ns;
+	uint64_t failovers;		/* spares promoted */
+	uint64_t executed_twice;	/* command ids run twice: must be 0 */
+	uint64_t last_stall_ns;		/* completion gap around a failover */
+	uint64_t max_stall_ns;
 };
 
 struct devswitch_config {
@@ -82,6 +105,12 @@ int devswitch_create(struct vm *vm, const struct devswitch_config *cfg,
 int devswitch_create_chan(struct vm *vm, const struct devswitch_config *cfg,
 			  struct pv_chan *ch, pid_t pid,
 			  struct devswitch **out);
+/*
+ * Seed a spare on an already connected channel (tests, later a remote
+ * spare); takes @ch. -EBUSY when there is one, or no running active.
+ */
+int devswitch_add_spare_chan(struct devswitch *sw, struct pv_chan *ch,
+			     pid_t pid);
 void devswitch_destroy(struct devswitch *sw);
 
 /* Bytes the guest sees (the driver's Attach, or the image for inline). */
@@ -98,6 +127,9 @@ const struct devswitch_stats *devswitch_stats(const struct devswitch *sw);
 void devswitch_stats_print(const struct devswitch *sw);
 /* Driver process id, 0 when none (inline, or dead). */
 pid_t devswitch_driver_pid(const struct devswitch *sw);
+/* The spare's process id, 0 when none; whether it is seeded. */
+pid_t devswitch_spare_pid(const struct devswitch *sw);
+bool devswitch_spare_live(const struct devswitch *sw);
 /* Role-table generation. */
 uint32_t devswitch_generation(const struct devswitch *sw);
 

@@ -47,6 +47,14 @@ static const char vmm_usage[] =
 "                        driver=inline: no driver process, the VMM does the\n"
 "                        I/O itself (for measuring the cost of the split;\n"
 "                        no driver replica)\n"
+"                        spare=local: a hot spare driver process, seeded from\n"
+"                        the active's state and promoted when the active\n"
+"                        crashes or hangs (default spare=none)\n"
+"      --heartbeat PERIOD_MS,LIMIT_MS\n"
+"                        ping each driver every PERIOD_MS; no pong within\n"
+"                        LIMIT_MS: it hangs (default 200,1000)\n"
+"      --spare-lag N     drop and re-seed a spare more than N inputs behind\n"
+"                        the active (default 1024, at most 2048)\n"
 "      --console FILE    write the serial console (COM1) to FILE instead of\n"
 "                        standard output; input is read from standard input\n"
 "                        when it is a terminal or a pipe\n"
@@ -106,6 +114,37 @@ static int usage_error(const char *fmt, const char *arg)
 	return -EINVAL;
 }
 
+static int parse_u32(const char *s, uint32_t min, uint32_t max,
+		     uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* PERIOD_MS,LIMIT_MS */
+static int parse_heartbeat(const char *arg, struct vm_config *cfg)
+{
+	const char *comma = strchr(arg, ',');
+	char period[16];
+
+	if (!comma || (size_t)(comma - arg) >= sizeof(period))
+		return -EINVAL;
+	memcpy(period, arg, comma - arg);
+	period[comma - arg] = '\0';
+	if (parse_u32(period, 1, 600000, &cfg->hb_period_ms) ||
+	    parse_u32(comma + 1, 1, 600000, &cfg->hb_limit_ms) ||
+	    cfg->hb_period_ms >= cfg->hb_limit_ms)
+		return -EINVAL;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct vm_config *cfg)
 {
 	static const struct option opts[] = {
@@ -117,6 +156,8 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "console", required_argument, NULL, 'C' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "heartbeat", required_argument, NULL, 'H' },
+		{ "spare-lag", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -141,6 +182,14 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'a': cfg->cmdline = optarg; break;
 		case 'C': cfg->console = optarg; break;
 		case 'S': cfg->stats = true; break;
+		case 'H':
+			if (parse_heartbeat(optarg, cfg))
+				return usage_error("--heartbeat '%s': want PERIOD_MS,LIMIT_MS with 0 < PERIOD_MS < LIMIT_MS <= 600000", optarg);
+			break;
+		case 'L':
+			if (parse_u32(optarg, 1, 2048, &cfg->spare_lag))
+				return usage_error("--spare-lag '%s': want a number of inputs from 1 to 2048", optarg);
+			break;
 		case 'D': {
 			const char *why;
 

@@ -592,6 +592,10 @@ static int blk_parse_opt(const char *opt, struct vm_disk_config *d,
 		d->readonly = false;
 	else if (!strcmp(opt, "driver=inline"))
 		d->inline_io = true;
+	else if (!strcmp(opt, "spare=local"))
+		d->spare_local = true;
+	else if (!strcmp(opt, "spare=none"))
+		d->spare_local = false;
 	else if (!strncmp(opt, "format=", 7))
 		*why = "only format=raw and format=qcow2 are supported";
 	else

@@ -34,6 +34,7 @@ struct vm_disk_config {
 	bool readonly;
 	bool inline_io;		/* driver=inline: the VMM does raw I/O itself,
 				 * no driver process (benchmark baseline) */
+	bool spare_local;	/* spare=local: a hot spare driver process */
 };
 
 struct vm_config {
@@ -47,6 +48,8 @@ struct vm_config {
 	bool stats;		/* print counters and boot times at exit */
 	int nr_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
+	/* driver heartbeat and spare lag bound; 0: the defaults */
+	uint32_t hb_period_ms, hb_limit_ms, spare_lag;
 };
 
 /*

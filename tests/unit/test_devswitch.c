@@ -5,8 +5,11 @@
  * guest completion delivered, acks), then every command the switch must
  * refuse — wrong generation, unknown request, image range outside the
  * image, guest segment outside the request's, wrong direction, duplicate
- * output id, malformed message — and a driver that goes away. Then end to
- * end through the harness and the real pairvisor-blkdrv.
+ * output id, malformed message — and a driver that goes away. A fake
+ * spare next to a fake active: seeding, mirroring, output comparison and
+ * divergence, promotion with the late outputs of the old generation
+ * rejected. Then end to end through the harness and the real
+ * pairvisor-blkdrv.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/virtio_blk.h>
@@ -26,6 +30,7 @@
 #include "devswitch.h"
 #include "harness.h"
 #include "image.h"
+#include "replica.h"
 #include "transport.h"
 #include "virtio_blk.h"
 #include "vm.h"
@@ -87,18 +92,19 @@ static int drv_send(Pv__Envelope *env)
 	return len > 0 ? pv_chan_send(drv, msg, len) : -EMSGSIZE;
 }
 
-/* Next message from the switch of type @type (others skipped), or NULL. */
-static Pv__Envelope *drv_expect(Pv__Envelope__MsgCase type)
+/* Next message on @ch of type @type (others skipped), or NULL. */
+static Pv__Envelope *chan_expect(struct pv_chan *ch,
+				 Pv__Envelope__MsgCase type)
 {
 	for (int i = 0; i < 64; i++) {
-		struct pollfd p = { .fd = pv_chan_fd(drv), .events = POLLIN };
+		struct pollfd p = { .fd = pv_chan_fd(ch), .events = POLLIN };
 		const char *why;
 		Pv__Envelope *env;
 		ssize_t n;
 
 		if (poll(&p, 1, 1000) <= 0)
 			return NULL;
-		n = pv_chan_recv(drv, msg, sizeof(msg));
+		n = pv_chan_recv(ch, msg, sizeof(msg));
 		if (n <= 0)
 			return NULL;
 		env = pv_msg_decode(msg, n, &why);
@@ -107,6 +113,11 @@ static Pv__Envelope *drv_expect(Pv__Envelope__MsgCase type)
 		pv_msg_free(env);
 	}
 	return NULL;
+}
+
+static Pv__Envelope *drv_expect(Pv__Envelope__MsgCase type)
+{
+	return chan_expect(drv, type);
 }
 
 static int send_attach_gen(uint32_t gen, uint64_t size)
@@ -658,6 +669,217 @@ static void test_end_to_end(void)
 	harness_destroy(h);
 }
 
+/* ---- a fake spare next to a fake active ---- */
+
+#define ARENA_SIZE	65536
+
+static struct pv_chan *fake_pair(struct pv_chan **router_end)
+{
+	struct pv_chan *ch;
+	char url[32];
+	int fd;
+
+	CU_ASSERT_FATAL(pv_chan_pair(router_end, &fd) == 0);
+	snprintf(url, sizeof(url), "fd:%d", fd);
+	CU_ASSERT_FATAL(pv_chan_connect(url, &ch) == 0);
+	return ch;
+}
+
+static void fake_send(struct pv_chan *ch, Pv__Envelope *env)
+{
+	int len = pv_msg_encode(env, msg, sizeof(msg));
+
+	CU_ASSERT_FATAL(len > 0);
+	CU_ASSERT_FATAL(pv_chan_send(ch, msg, len) == 0);
+}
+
+static void fake_gc(struct pv_chan *ch, uint64_t req, uint32_t gen,
+		    uint32_t status)
+{
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__GuestCompletion g = PV__GUEST_COMPLETION__INIT;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+
+	id.seq = req;
+	g.id = &id;
+	g.generation = gen;
+	g.request_seq = req;
+	g.status = status;
+	env.msg_case = PV__ENVELOPE__MSG_GUEST_COMPLETION;
+	env.guest_completion = &g;
+	fake_send(ch, &env);
+}
+
+/*
+ * A spare on @s: Hello as a spare, its arena region and Pong, the
+ * active's snapshot written into that region, Seed at @seq.
+ */
+static void fake_seed(struct devswitch *sw2, struct pv_chan *a,
+		      struct pv_chan *rt_s, struct pv_chan *s, uint64_t seq)
+{
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__SnapshotReady ready = PV__SNAPSHOT_READY__INIT;
+	Pv__Pong pong = PV__PONG__INIT;
+	static uint8_t arena[ARENA_SIZE];
+	void *map;
+	int sfd;
+
+	CU_ASSERT_FATAL(devswitch_add_spare_chan(sw2, rt_s, 0) == 0);
+	e = chan_expect(s, PV__ENVELOPE__MSG_HELLO);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT(!e->hello->active);
+	CU_ASSERT_EQUAL(e->hello->generation, devswitch_generation(sw2));
+	pv_msg_free(e);
+	pv_msg_free(chan_expect(s, PV__ENVELOPE__MSG_PING));
+	sfd = memfd_create("fake-spare", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(sfd >= 0 && ftruncate(sfd, ARENA_SIZE) == 0);
+	CU_ASSERT_FATAL(pv_chan_region_register(s, sfd, ARENA_SIZE) == 0);
+	env.msg_case = PV__ENVELOPE__MSG_PONG;
+	env.pong = &pong;
+	fake_send(s, &env);
+	devswitch_poll(sw2);
+	/* the active copies its arena into the router's region */
+	e = chan_expect(a, PV__ENVELOPE__MSG_SNAPSHOT);
+	CU_ASSERT_FATAL(e != NULL);
+	ready.nonce = e->snapshot->nonce;
+	pv_msg_free(e);
+	for (size_t i = 0; i < sizeof(arena); i++)
+		arena[i] = (uint8_t)(i * 7 + seq);
+	CU_ASSERT_FATAL(pv_chan_bulk_write(a, 0, arena, sizeof(arena)) == 0);
+	ready.seq = seq;
+	ready.size = ARENA_SIZE;
+	ready.build = (char *)pv_build_id();
+	env.msg_case = PV__ENVELOPE__MSG_SNAPSHOT_READY;
+	env.snapshot_ready = &ready;
+	fake_send(a, &env);
+	devswitch_poll(sw2);
+	e = chan_expect(s, PV__ENVELOPE__MSG_SEED);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->seed->seq, seq);
+	CU_ASSERT_EQUAL(e->seed->size, ARENA_SIZE);
+	CU_ASSERT(e->seed->executed && e->seed->executed->seq <= seq);
+	pv_msg_free(e);
+	/* the spare's arena is the active's, byte for byte */
+	map = mmap(NULL, ARENA_SIZE, PROT_READ, MAP_SHARED, sfd, 0);
+	CU_ASSERT_FATAL(map != MAP_FAILED);
+	CU_ASSERT_EQUAL(memcmp(map, arena, ARENA_SIZE), 0);
+	munmap(map, ARENA_SIZE);
+	close(sfd);
+	CU_ASSERT(devswitch_spare_live(sw2));
+}
+
+/* A guest read on @sw2: the IoRequest reaches @a and @s with one seq. */
+static uint64_t mirrored_submit(struct devswitch *sw2, struct pv_chan *a,
+				struct pv_chan *s, uint16_t head)
+{
+	static uint8_t status;
+	struct blk_req r = { .head = head, .type = VIRTIO_BLK_T_IN,
+			     .status = &status, .nr_in = 1, .in_len = 4096 };
+	Pv__Envelope *ea, *es;
+	uint64_t seq;
+
+	r.seg[0] = (struct blk_seg){ .gpa = BUF, .len = 4096 };
+	devswitch_submit(sw2, &r);
+	ea = chan_expect(a, PV__ENVELOPE__MSG_IO_REQUEST);
+	es = chan_expect(s, PV__ENVELOPE__MSG_IO_REQUEST);
+	CU_ASSERT_FATAL(ea && es);
+	seq = ea->io_request->seq;
+	CU_ASSERT_EQUAL(es->io_request->seq, seq);
+	pv_msg_free(ea);
+	pv_msg_free(es);
+	return seq;
+}
+
+static void test_spare(void)
+{
+	struct devswitch_config cfg = {
+		.disk = &disk, .img = &img, .index = 1, .done = on_done,
+	};
+	struct pv_chan *rt_a, *rt_s, *rt_s2, *a, *s, *s2;
+	const struct devswitch_stats *st;
+	struct devswitch *sw2;
+	Pv__Envelope env = PV__ENVELOPE__INIT, *e;
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__Attach at = PV__ATTACH__INIT;
+	uint64_t seq;
+
+	a = fake_pair(&rt_a);
+	id.seq = 1;
+	at.id = &id;
+	at.generation = 1;
+	at.format = "raw";
+	at.virtual_size = IMG_SIZE;
+	at.build = "test";
+	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+	env.attach = &at;
+	fake_send(a, &env);
+	CU_ASSERT_FATAL(devswitch_create_chan(&vm, &cfg, rt_a, 0, &sw2) == 0);
+	st = devswitch_stats(sw2);
+	pv_msg_free(chan_expect(a, PV__ENVELOPE__MSG_OPEN));
+	s = fake_pair(&rt_s);
+	fake_seed(sw2, a, rt_s, s, 1);
+
+	/* mirrored; the same output from both: compared, delivered once */
+	seq = mirrored_submit(sw2, a, s, 21);
+	done.calls = 0;
+	fake_gc(a, seq, 1, VIRTIO_BLK_S_OK);
+	fake_gc(s, seq, 1, VIRTIO_BLK_S_OK);
+	devswitch_poll(sw2);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.head, 21);
+	CU_ASSERT_EQUAL(st->spare_compared, 1);
+	CU_ASSERT_EQUAL(st->divergences, 0);
+	CU_ASSERT(st->mirrored >= 1);
+
+	/* an injected different output: divergence, the spare is dropped */
+	seq = mirrored_submit(sw2, a, s, 22);
+	done.calls = 0;
+	fake_gc(s, seq, 1, VIRTIO_BLK_S_IOERR);
+	fake_gc(a, seq, 1, VIRTIO_BLK_S_OK);
+	devswitch_poll(sw2);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_OK);
+	CU_ASSERT_EQUAL(st->divergences, 1);
+	CU_ASSERT_EQUAL(st->spare_drops, 1);
+	CU_ASSERT(!devswitch_spare_live(sw2));
+
+	/* a new spare; the active dies with a request in flight */
+	s2 = fake_pair(&rt_s2);
+	fake_seed(sw2, a, rt_s2, s2, seq);
+	seq = mirrored_submit(sw2, a, s2, 23);
+	pv_chan_close(a);
+	devswitch_poll(sw2);
+	CU_ASSERT_EQUAL(st->failovers, 1);
+	CU_ASSERT_EQUAL(devswitch_generation(sw2), 2);
+	e = chan_expect(s2, PV__ENVELOPE__MSG_PROMOTE);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->promote->generation, 2);
+	CU_ASSERT(e->promote->executed &&
+		  e->promote->executed->seq == seq - 1);
+	pv_msg_free(e);
+	/* the input it has not acked comes again */
+	e = chan_expect(s2, PV__ENVELOPE__MSG_IO_REQUEST);
+	CU_ASSERT(e && e->io_request->seq == seq);
+	pv_msg_free(e);
+
+	/* its output made before the promotion: stale, not delivered */
+	done.calls = 0;
+	fake_gc(s2, seq, 1, VIRTIO_BLK_S_OK);
+	devswitch_poll(sw2);
+	CU_ASSERT_EQUAL(done.calls, 0);
+	CU_ASSERT_EQUAL(st->stale_generation, 1);
+	/* re-sent under the new generation: delivered */
+	fake_gc(s2, seq, 2, VIRTIO_BLK_S_OK);
+	devswitch_poll(sw2);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.head, 23);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_OK);
+	CU_ASSERT_EQUAL(st->executed_twice, 0);
+	devswitch_destroy(sw2);
+	pv_chan_close(s);
+	pv_chan_close(s2);
+}
+
 static CU_TestInfo fake_tests[] = {
 	{ "handshake", test_handshake },
 	{ "unusable Attach", test_bad_attach },
@@ -667,6 +889,7 @@ static CU_TestInfo fake_tests[] = {
 	{ "command for an unknown request", test_unknown_request },
 	{ "an output id is executed once", test_duplicate },
 	{ "malformed message", test_malformed },
+	{ "spare: seeded, mirrored, compared, promoted", test_spare },
 	{ "driver gone: I/O errors", test_driver_gone },
 	{ "end to end: harness + pairvisor-blkdrv", test_end_to_end },
 	CU_TEST_INFO_NULL,
