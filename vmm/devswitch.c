@@ -65,6 +65,7 @@ enum ds_state {
 struct ds_req {
 	uint64_t seq;		/* 0: free */
 	bool aborted;		/* guest answered already: outputs dropped */
+	uint64_t t_ns;		/* submitted at */
 	struct blk_req r;
 };
 
@@ -1229,12 +1230,21 @@ static void ds_dead(struct devswitch *sw, const char *why)
 	ds_fail_all(sw);
 }
 
-static bool ds_in_flight(const struct devswitch *sw)
+/*
+ * When the guest started waiting: the last completion, or the oldest
+ * request in flight if it came later; 0 when nothing is in flight.
+ */
+static uint64_t ds_wait_start(const struct devswitch *sw)
 {
+	uint64_t oldest = UINT64_MAX;
+
 	for (int i = 0; i < DS_MAX_REQS; i++)
-		if (sw->reqs[i].seq && !sw->reqs[i].aborted)
-			return true;
-	return false;
+		if (sw->reqs[i].seq && !sw->reqs[i].aborted &&
+		    sw->reqs[i].t_ns < oldest)
+			oldest = sw->reqs[i].t_ns;
+	if (oldest == UINT64_MAX)
+		return 0;
+	return oldest > sw->last_done_ns ? oldest : sw->last_done_ns;
 }
 
 /*
@@ -1257,10 +1267,8 @@ static void ds_failover(struct devswitch *sw, const char *why)
 	       sw->index, (int)old->pid, why, (int)sp->pid);
 	ds_rep_end(sw, old, why, true);
 	sw->fo_at_ns = t0;
-	if (ds_in_flight(sw)) {
-		sw->fo_before_ns = sw->last_done_ns;
-		sw->fo_stall_pending = true;
-	}
+	sw->fo_before_ns = ds_wait_start(sw);
+	sw->fo_stall_pending = sw->fo_before_ns != 0;
 	sp->old_gen = sw->roles.generation++;
 	sw->roles.active = sp;
 	sw->roles.spare = NULL;
@@ -1774,6 +1782,7 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 		return;
 	}
 	q->seq = sw->next_seq++;
+	q->t_ns = vm_clock_ns();
 	q->aborted = false;
 	q->r = *r;
 	ds_segs(sw, r, 0, r->nr_out + r->nr_in);
