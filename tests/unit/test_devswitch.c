@@ -880,6 +880,59 @@ static void test_spare(void)
 	pv_chan_close(s2);
 }
 
+/* A spare that never acks is dropped past --spare-lag; the guest goes on. */
+static void test_spare_lag(void)
+{
+	struct devswitch_config cfg = {
+		.disk = &disk, .img = &img, .index = 2, .done = on_done,
+	};
+	struct vm_config lag = { .spare_lag = 4 };
+	struct pv_chan *rt_a, *rt_s, *a, *s;
+	const struct devswitch_stats *st;
+	struct devswitch *sw3;
+	Pv__Envelope env = PV__ENVELOPE__INIT;
+	Pv__OutputId id = PV__OUTPUT_ID__INIT;
+	Pv__Attach at = PV__ATTACH__INIT;
+	uint64_t seq;
+
+	a = fake_pair(&rt_a);
+	id.seq = 1;
+	at.id = &id;
+	at.generation = 1;
+	at.format = "raw";
+	at.virtual_size = IMG_SIZE;
+	at.build = "test";
+	env.msg_case = PV__ENVELOPE__MSG_ATTACH;
+	env.attach = &at;
+	fake_send(a, &env);
+	vm.cfg = &lag;
+	CU_ASSERT_FATAL(devswitch_create_chan(&vm, &cfg, rt_a, 0, &sw3) == 0);
+	vm.cfg = NULL;
+	st = devswitch_stats(sw3);
+	pv_msg_free(chan_expect(a, PV__ENVELOPE__MSG_OPEN));
+	s = fake_pair(&rt_s);
+	fake_seed(sw3, a, rt_s, s, 1);
+	for (int i = 0; i < 4; i++) {
+		seq = mirrored_submit(sw3, a, s, 30 + i);
+		fake_gc(a, seq, 1, VIRTIO_BLK_S_OK);
+		devswitch_poll(sw3);
+	}
+	CU_ASSERT(devswitch_spare_live(sw3));
+	CU_ASSERT_EQUAL(st->spare_lagging, 0);
+	/* the fifth input puts it 5 behind: dropped, not waited for */
+	done.calls = 0;
+	seq = mirrored_submit(sw3, a, s, 34);
+	CU_ASSERT_EQUAL(st->spare_lagging, 1);
+	CU_ASSERT(!devswitch_spare_live(sw3));
+	fake_gc(a, seq, 1, VIRTIO_BLK_S_OK);
+	devswitch_poll(sw3);
+	CU_ASSERT_EQUAL(done.calls, 1);
+	CU_ASSERT_EQUAL(done.status, VIRTIO_BLK_S_OK);
+	devswitch_destroy(sw3);
+	pv_chan_close(a);
+	pv_chan_close(s);
+}
+
 static CU_TestInfo fake_tests[] = {
 	{ "handshake", test_handshake },
 	{ "unusable Attach", test_bad_attach },
@@ -890,6 +943,7 @@ static CU_TestInfo fake_tests[] = {
 	{ "an output id is executed once", test_duplicate },
 	{ "malformed message", test_malformed },
 	{ "spare: seeded, mirrored, compared, promoted", test_spare },
+	{ "spare: dropped beyond the lag bound", test_spare_lag },
 	{ "driver gone: I/O errors", test_driver_gone },
 	{ "end to end: harness + pairvisor-blkdrv", test_end_to_end },
 	CU_TEST_INFO_NULL,
