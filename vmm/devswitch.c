@@ -173,6 +173,7 @@ static void ds_settle(struct devswitch *sw);
 static void ds_on_snapshot_ready(struct devswitch *sw,
 				 const Pv__SnapshotReady *r);
 static void ds_snapshot_ask(struct devswitch *sw);
+static void ds_spare_start(struct devswitch *sw);
 
 /* ---- requests ---- */
 
@@ -1291,6 +1292,9 @@ static void ds_failover(struct devswitch *sw, const char *why)
 	       sw->index, (int)sp->pid, sw->roles.generation, sp->applied_seq,
 	       sw->next_seq - 1 - sp->applied_seq,
 	       (vm_clock_ns() - t0) / 1000);
+	/* no spare until the next is seeded: start it now, not next tick */
+	if (sw->spare_local && sw->vm->loop && !sp->failed)
+		ds_spare_start(sw);
 }
 
 /* Act on failed replicas, outside of any message handling. */
