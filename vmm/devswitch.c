@@ -1812,10 +1812,15 @@ static void ds_failover_config(struct devswitch *sw,
 	const struct vm_config *vc = sw->vm->cfg;
 
 	sw->spare_local = cfg->disk->spare_local && !cfg->disk->inline_io;
-	sw->hb_period_ms = vc && vc->hb_period_ms ? vc->hb_period_ms :
-			   DS_HB_PERIOD_MS;
-	sw->hb_limit_ms = vc && vc->hb_limit_ms ? vc->hb_limit_ms :
-			  DS_HB_LIMIT_MS;
+	/* without a spare a hang is only worth declaring when sure */
+	sw->hb_period_ms = sw->spare_local ? DS_HB_PERIOD_MS :
+			   DS_HB_NOSPARE_PERIOD_MS;
+	sw->hb_limit_ms = sw->spare_local ? DS_HB_LIMIT_MS :
+			  DS_HB_NOSPARE_LIMIT_MS;
+	if (vc && vc->hb_period_ms) {
+		sw->hb_period_ms = vc->hb_period_ms;
+		sw->hb_limit_ms = vc->hb_limit_ms;
+	}
 	sw->spare_lag = vc && vc->spare_lag ? vc->spare_lag : DS_SPARE_LAG;
 	if (sw->spare_lag > DS_ILOG_MAX / 2)
 		sw->spare_lag = DS_ILOG_MAX / 2;

@@ -38,9 +38,15 @@ struct devswitch;
 struct pv_chan;
 
 #define DS_ATTACH_TIMEOUT_MS	10000
-/* defaults of --heartbeat PERIOD_MS,LIMIT_MS and --spare-lag N */
+/*
+ * Defaults of --heartbeat PERIOD_MS,LIMIT_MS (with spare=local; without a
+ * spare a hang only turns into I/O errors, so the limit is long) and of
+ * --spare-lag N.
+ */
 #define DS_HB_PERIOD_MS		200
 #define DS_HB_LIMIT_MS		1000
+#define DS_HB_NOSPARE_PERIOD_MS	1000
+#define DS_HB_NOSPARE_LIMIT_MS	10000
 #define DS_SPARE_LAG		1024
 #define DS_DRIVER_NAME		"pairvisor-blkdrv"
 

@@ -599,7 +599,7 @@ static int blk_parse_opt(const char *opt, struct vm_disk_config *d,
 	else if (!strncmp(opt, "format=", 7))
 		*why = "only format=raw and format=qcow2 are supported";
 	else
-		*why = "unknown option (want format=raw|qcow2, readonly=on|off, driver=inline)";
+		*why = "unknown option (want format=raw|qcow2, readonly=on|off, driver=inline, spare=none|local)";
 	return *why ? -EINVAL : 0;
 }
 
