@@ -184,13 +184,21 @@ static void test_refuse_compression(void)
 	free(img);
 }
 
+/*
+ * An encrypted image: crypt_method (header bytes 32..35, big-endian) set to
+ * 1, the legacy AES method, which needs no header extension (qemu-img info
+ * confirms it). Patched rather than created with qemu-img's LUKS option,
+ * whose key-derivation benchmark fails under load ("Unable to get accurate
+ * CPU usage").
+ */
 static void test_refuse_encrypted(void)
 {
-	char *img = path_in_tmp("crypt.qcow2");
+	char *img = qcow2_new("crypt.qcow2", "", "8M");
 
-	CU_ASSERT_EQUAL_FATAL(shell("qemu-img create -q --object secret,id=s0,data=pw "
-				    "-f qcow2 -o encrypt.format=luks,"
-				    "encrypt.key-secret=s0,encrypt.iter-time=10 %s 8M", img), 0);
+	CU_ASSERT_EQUAL(shell("printf '\\000\\000\\000\\001' | dd of=%s bs=1 "
+			      "seek=32 conv=notrunc status=none", img), 0);
+	CU_ASSERT_EQUAL(shell("qemu-img info %s | grep -q 'encrypted: yes'",
+			      img), 0);
 	expect_refused(img, "qcow2: encrypted images are not supported");
 	free(img);
 }
