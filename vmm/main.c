@@ -17,6 +17,7 @@
 #include "bootcpu.h"
 #include "bzimage.h"
 #include "mptable.h"
+#include "status.h"
 #include "vcpu.h"
 #include "virtio_blk.h"
 #include "vm.h"
@@ -37,6 +38,9 @@ static const char vmm_usage[] =
 "  -i, --initrd FILE     initial ramdisk, placed below the kernel's\n"
 "                        initrd_addr_max\n"
 "  -a, --cmdline STRING  kernel command line\n"
+"      --name NAME       the VM's name: its status is served over libqb IPC\n"
+"                        as pairvisor-vmm.NAME (default vm<pid>); read it\n"
+"                        with 'pairctl status NAME'\n"
 "      --stats           at exit, log counters, the boot timeline\n"
 "                        (CLOCK_MONOTONIC ns) and memory use beyond guest RAM\n"
 "      --disk FILE[,format=raw|qcow2][,readonly=on][,driver=inline]\n"
@@ -147,6 +151,17 @@ static int parse_heartbeat(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+/* A name that makes a sane IPC service name. */
+static bool status_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 64)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789-_.") == n;
+}
+
 static int parse_args(int argc, char **argv, struct vm_config *cfg)
 {
 	static const struct option opts[] = {
@@ -160,6 +175,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "stats", no_argument, NULL, 'S' },
 		{ "heartbeat", required_argument, NULL, 'H' },
 		{ "spare-lag", required_argument, NULL, 'L' },
+		{ "name", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -191,6 +207,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'L':
 			if (parse_u32(optarg, 1, 2048, &cfg->spare_lag))
 				return usage_error("--spare-lag '%s': want a number of inputs from 1 to 2048", optarg);
+			break;
+		case 'N':
+			if (!status_name_ok(optarg))
+				return usage_error("--name '%s': want 1-64 letters, digits, '-', '_' or '.'", optarg);
+			cfg->name = optarg;
 			break;
 		case 'D': {
 			const char *why;
@@ -403,6 +424,7 @@ static int vmm_exit_status(struct vm *vm)
 
 static int vmm_run(struct vm *vm, struct vmm_images *img)
 {
+	struct status_server *status = NULL;
 	struct boot_info bi;
 	int sfd = -1, err;
 
@@ -414,12 +436,15 @@ static int vmm_run(struct vm *vm, struct vmm_images *img)
 		err = vm_devices_init(vm);
 	if (err)
 		goto out;
-	err = vcpus_create(vm, &bi);
+	err = status_start(vm, &status);
+	if (!err)
+		err = vcpus_create(vm, &bi);
 	if (!err)
 		err = vcpus_start(vm);
 	if (!err)
 		qb_loop_run(vm->loop);
 	vcpus_destroy(vm);
+	status_stop(status);
 	vm_devices_exit(vm);
 	if (!err)
 		err = vmm_exit_status(vm);

@@ -44,6 +44,7 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	const char *console;	/* NULL: stdout */
+	const char *name;	/* status service name; NULL: "vm<pid>" */
 	bool no_vcpus;		/* device model only (harness) */
 	bool stats;		/* print counters and boot times at exit */
 	int nr_disks;

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairctl: the operator's view of pairvisor. For now `pairctl status
+ * [NAME...]` reads each VMM's status service (libqb IPC, control.proto):
+ * per disk the role table (generation, active and spare driver pids) and
+ * the counters of the guest side and of the driver link.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <qb/qbipcc.h>
+
+#include "control.pb-c.h"
+#include "status.h"
+
+static const char pairctl_usage[] =
+"Usage: pairctl status [NAME...]\n"
+"Show the status of the named pairvisor-vmm processes (their --name, or\n"
+"vm<pid>), or of every pairvisor-vmm running here when no NAME is given.\n"
+"Exit status: 0, or 1 when a VM could not be asked; 2 on a usage error.\n";
+
+static void print_disk(const Pvctl__DiskStatus *d)
+{
+	printf("  disk%u %s (%s%s%s), %llu bytes\n", d->index, d->path,
+	       d->format, d->read_only ? ", read-only" : "",
+	       d->inline_io ? ", inline: no driver" : "",
+	       (unsigned long long)d->capacity_bytes);
+	printf("    roles      generation %u, active pid %d, ", d->generation,
+	       d->active_pid);
+	if (d->spare_pid)
+		printf("spare pid %d\n", d->spare_pid);
+	else
+		printf("no spare\n");
+	printf("    guest      requests %llu, ok %llu, ioerr %llu, unsupp %llu, bad chains %llu\n",
+	       (unsigned long long)d->requests, (unsigned long long)d->ok,
+	       (unsigned long long)d->ioerr, (unsigned long long)d->unsupp,
+	       (unsigned long long)d->bad_chains);
+	printf("    driver     inputs %llu (applied %llu), commands executed %llu, rejected %llu\n",
+	       (unsigned long long)d->inputs,
+	       (unsigned long long)d->applied_seq,
+	       (unsigned long long)d->commands_executed,
+	       (unsigned long long)d->commands_rejected);
+	printf("               stale generation %llu, duplicate ids %llu, malformed %llu, driver deaths %llu\n",
+	       (unsigned long long)d->stale_generation,
+	       (unsigned long long)d->duplicate_ids,
+	       (unsigned long long)d->malformed,
+	       (unsigned long long)d->driver_deaths);
+}
+
+static void print_vm(const Pvctl__VmStatus *st)
+{
+	printf("vm %s: pid %d, %u vCPUs, %llu MiB, %zu disk%s\n", st->name,
+	       st->pid, st->vcpus,
+	       (unsigned long long)(st->memory_bytes >> 20), st->n_disks,
+	       st->n_disks == 1 ? "" : "s");
+	for (size_t i = 0; i < st->n_disks; i++)
+		print_disk(st->disks[i]);
+}
+
+/* Ask VM @name; 0 or -errno (with a message on stderr). */
+static int status_one(const char *name)
+{
+	static uint8_t buf[PV_STATUS_MSG_MAX];
+	struct qb_ipc_request_header req = {
+		.id = PVCTL_STATUS, .size = sizeof(req),
+	};
+	struct qb_ipc_response_header *res = (void *)buf;
+	struct iovec iov = { &req, sizeof(req) };
+	Pvctl__VmStatus *st;
+	qb_ipcc_connection_t *c;
+	char svc[128];
+	ssize_t n;
+
+	snprintf(svc, sizeof(svc), "%s%s", PV_STATUS_SERVICE_PREFIX, name);
+	c = qb_ipcc_connect(svc, sizeof(buf));
+	if (!c) {
+		fprintf(stderr, "pairctl: vm %s: not running (no service %s)\n",
+			name, svc);
+		return -ENOENT;
+	}
+	n = qb_ipcc_sendv_recv(c, &iov, 1, buf, sizeof(buf), 5000);
+	qb_ipcc_disconnect(c);
+	if (n < (ssize_t)sizeof(*res) || res->size != n || res->error) {
+		fprintf(stderr, "pairctl: vm %s: bad reply (%zd bytes, error %d)\n",
+			name, n, n >= (ssize_t)sizeof(*res) ? res->error : 0);
+		return -EPROTO;
+	}
+	st = pvctl__vm_status__unpack(NULL, n - sizeof(*res), buf + sizeof(*res));
+	if (!st) {
+		fprintf(stderr, "pairctl: vm %s: undecodable status\n", name);
+		return -EPROTO;
+	}
+	print_vm(st);
+	pvctl__vm_status__free_unpacked(st, NULL);
+	return 0;
+}
+
+/* The --name of a pairvisor-vmm command line, or "vm<pid>". */
+static int vm_name_of(const char *pid, char *name, size_t len)
+{
+	char path[64], cmd[4096];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	cmd[n] = '\0';
+	if (!n || strcmp(strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd,
+			 "pairvisor-vmm"))
+		return -1;
+	snprintf(name, len, "vm%s", pid);
+	for (size_t i = 0; i < n; i += strlen(cmd + i) + 1) {
+		if (!strcmp(cmd + i, "--name") && i + 6 < n)
+			snprintf(name, len, "%s", cmd + i + 7);
+		else if (!strncmp(cmd + i, "--name=", 7))
+			snprintf(name, len, "%s", cmd + i + 7);
+	}
+	return 0;
+}
+
+static int status_all(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int found = 0, err = 0;
+	char name[128];
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' ||
+		    vm_name_of(e->d_name, name, sizeof(name)))
+			continue;
+		found++;
+		if (status_one(name))
+			err = -EIO;
+	}
+	closedir(d);
+	if (!found)
+		printf("no pairvisor-vmm running\n");
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	int err = 0;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(pairctl_usage, stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "status")) {
+		fprintf(stderr, "pairctl: %s%s\n%s",
+			argc < 2 ? "missing command" : "unknown command: ",
+			argc < 2 ? "" : argv[1], pairctl_usage);
+		return 2;
+	}
+	if (argc == 2)
+		return status_all() ? 1 : 0;
+	for (int i = 2; i < argc; i++)
+		if (status_one(argv[i]))
+			err = 1;
+	return err;
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VMM's status service, read by pairctl while a guest runs: the role
+ * table of each disk (generation, the active driver's pid, which must be
+ * the VMM's pairvisor-blkdrv child) and its counters; then the errors
+ * pairctl and --name give for bad input.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "vmmrun.h"
+
+#define TIMEOUT_MS	60000
+#define EOT		"\x04"
+
+/* Run pairctl with @args; its output (malloc'd) and exit status. */
+static char *pairctl(const char *args, int *status)
+{
+	char cmd[512], *out = calloc(1, 65536);
+	size_t n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", PV_PAIRCTL_PATH, args);
+	p = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	n = fread(out, 1, 65535, p);
+	out[n] = '\0';
+	*status = WEXITSTATUS(pclose(p));
+	printf("$ pairctl %s -> %d\n%s", args, *status, out);
+	return out;
+}
+
+/* The pid of @vmm's child process, 0 if none. */
+static pid_t child_of(pid_t vmm)
+{
+	char path[300], buf[512];
+	struct dirent *e;
+	pid_t found = 0;
+	DIR *d = opendir("/proc");
+
+	while (d && (e = readdir(d)) && !found) {
+		FILE *f;
+		int pid, ppid;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) &&
+		    sscanf(buf, "%d %*s %*c %d", &pid, &ppid) == 2 &&
+		    ppid == vmm)
+			found = pid;
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void test_status_of_running_vm(void)
+{
+	char name[32], want[128], *img, *out;
+	const char *argv[] = { "pairvisor-vmm", "--memory", "64M", "--vcpus",
+			       "2", "--name", name, "--kernel", PV_GUEST_PATH,
+			       "--disk", NULL, "--cmdline",
+			       "pvtest=blkverify,echo count=100", NULL };
+	struct vmm_result r;
+	pid_t vmm, drv;
+	int in, status;
+	static char zero[8 << 20];
+
+	snprintf(name, sizeof(name), "st%d", (int)getpid());
+	img = tmpfile_write("status.img", zero, sizeof(zero));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+	argv[10] = img;
+	vmm = vmm_start(argv, &in);
+	CU_ASSERT_FATAL(vmm > 0);
+	/* the guest did its I/O and now waits on the console */
+	CU_ASSERT(vmm_console_wait("PVTEST blkverify PASS", TIMEOUT_MS));
+	drv = child_of(vmm);
+	CU_ASSERT(drv > 0);
+
+	out = pairctl(strcat(strcpy(want, "status "), name), &status);
+	CU_ASSERT_EQUAL(status, 0);
+	snprintf(want, sizeof(want), "vm %s: pid %d, 2 vCPUs, 64 MiB, 1 disk",
+		 name, (int)vmm);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	snprintf(want, sizeof(want), "disk0 %s (raw), 8388608 bytes", img);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	snprintf(want, sizeof(want), "generation 1, active pid %d, no spare",
+		 (int)drv);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ioerr 0, unsupp 0, bad chains 0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "duplicate ids 0, malformed 0, driver deaths 0"));
+	CU_ASSERT_PTR_NULL(strstr(out, "requests 0,"));
+	free(out);
+
+	/* without a name: every pairvisor-vmm here, ours among them */
+	out = pairctl("status", &status);
+	snprintf(want, sizeof(want), "vm %s: pid %d", name, (int)vmm);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	free(out);
+
+	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
+	close(in);
+	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmm_result_free(&r);
+	free(img);
+}
+
+static void test_bad_input(void)
+{
+	const char *bad_name[] = { "pairvisor-vmm", "--name", "no spaces",
+				   "--kernel", PV_GUEST_PATH, NULL };
+	struct vmm_result r;
+	int status;
+	char *out;
+
+	out = pairctl("status no-such-vm", &status);
+	CU_ASSERT_EQUAL(status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm no-such-vm: not running"));
+	free(out);
+	out = pairctl("frobnicate", &status);
+	CU_ASSERT_EQUAL(status, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command: frobnicate"));
+	free(out);
+	out = pairctl("", &status);
+	CU_ASSERT_EQUAL(status, 2);
+	free(out);
+
+	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, bad_name), 0);
+	CU_ASSERT_EQUAL(r.status, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "--name 'no spaces'"));
+	vmm_result_free(&r);
+}
+
+static CU_TestInfo status_tests[] = {
+	{ "pairctl status of a running VM", test_status_of_running_vm },
+	{ "bad names and commands", test_bad_input },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "status", NULL, NULL, NULL, NULL, status_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VMM's status service: a libqb IPC server in the main loop answering
+ * PVCTL_STATUS with a packed pvctl.VmStatus. Read-only: it never changes
+ * the VM, so (DESIGN.md section 1) it is nothing a replica must mirror.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <qb/qbipcs.h>
+#include <qb/qblog.h>
+
+#include "control.pb-c.h"
+#include "devswitch.h"
+#include "status.h"
+#include "virtio_blk.h"
+#include "vm.h"
+
+struct status_server {
+	struct vm *vm;
+	qb_ipcs_service_t *svc;
+	uint64_t requests, bad_requests;
+	uint8_t buf[PV_STATUS_MSG_MAX];
+};
+
+/*
+ * libqb's poll handlers for an IPC service carry no context, so the loop
+ * they add to is bound here, once per process, by status_start().
+ */
+static qb_loop_t *status_loop;
+
+static int32_t st_job_add(enum qb_loop_priority p, void *data,
+			  qb_loop_job_dispatch_fn fn)
+{
+	return qb_loop_job_add(status_loop, p, data, fn);
+}
+
+static int32_t st_dispatch_add(enum qb_loop_priority p, int32_t fd,
+			       int32_t evts, void *data,
+			       qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_add(status_loop, p, fd, evts, data, fn);
+}
+
+static int32_t st_dispatch_mod(enum qb_loop_priority p, int32_t fd,
+			       int32_t evts, void *data,
+			       qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_mod(status_loop, p, fd, evts, data, fn);
+}
+
+static int32_t st_dispatch_del(int32_t fd)
+{
+	return qb_loop_poll_del(status_loop, fd);
+}
+
+void status_service_name(const struct vm *vm, char *name, size_t len)
+{
+	if (vm->cfg->name)
+		snprintf(name, len, "%s%s", PV_STATUS_SERVICE_PREFIX,
+			 vm->cfg->name);
+	else
+		snprintf(name, len, "%svm%d", PV_STATUS_SERVICE_PREFIX,
+			 (int)getpid());
+}
+
+static void status_disk(struct vm *vm, int i, Pvctl__DiskStatus *d)
+{
+	const struct vm_disk_config *dc = &vm->cfg->disks[i];
+	struct virtio_blk *blk = virtio_blk_get(vm, i);
+	const struct devswitch_stats *sw;
+	const struct blk_stats *bs;
+	struct devswitch *ds;
+
+	d->index = i;
+	d->path = (char *)dc->path;
+	d->format = (char *)(dc->format ? dc->format : "raw");
+	d->read_only = dc->readonly;
+	d->inline_io = dc->inline_io;
+	if (!blk)
+		return;
+	bs = virtio_blk_stats(blk);
+	d->capacity_bytes = virtio_blk_capacity(blk) * 512;
+	d->requests = bs->requests;
+	d->ok = bs->ok;
+	d->ioerr = bs->ioerr;
+	d->unsupp = bs->unsupp;
+	d->bad_chains = bs->bad_chains;
+	ds = virtio_blk_switch(blk);
+	if (!ds)
+		return;
+	sw = devswitch_stats(ds);
+	d->generation = devswitch_generation(ds);
+	d->active_pid = devswitch_driver_pid(ds);
+	d->inputs = sw->inputs;
+	d->applied_seq = sw->applied_seq;
+	d->commands_executed = sw->executed;
+	d->commands_rejected = sw->rejected;
+	d->stale_generation = sw->stale_generation;
+	d->duplicate_ids = sw->duplicates;
+	d->malformed = sw->malformed;
+	d->driver_deaths = sw->driver_deaths;
+}
+
+int status_pack(struct vm *vm, void *buf, size_t cap)
+{
+	Pvctl__DiskStatus disks[VM_MAX_DISKS], *dp[VM_MAX_DISKS];
+	Pvctl__VmStatus st = PVCTL__VM_STATUS__INIT;
+	char name[128];
+	int i;
+
+	status_service_name(vm, name, sizeof(name));
+	st.name = name + strlen(PV_STATUS_SERVICE_PREFIX);
+	st.pid = getpid();
+	st.vcpus = vm->cfg->nr_vcpus;
+	st.memory_bytes = vm->cfg->mem_size;
+	pthread_mutex_lock(&vm->lock);
+	for (i = 0; i < vm->cfg->nr_disks; i++) {
+		pvctl__disk_status__init(&disks[i]);
+		status_disk(vm, i, &disks[i]);
+		dp[i] = &disks[i];
+	}
+	pthread_mutex_unlock(&vm->lock);
+	st.n_disks = vm->cfg->nr_disks;
+	st.disks = dp;
+	if (pvctl__vm_status__get_packed_size(&st) > cap)
+		return -EMSGSIZE;
+	return pvctl__vm_status__pack(&st, buf);
+}
+
+static int32_t st_msg(qb_ipcs_connection_t *c, void *data, size_t size)
+{
+	struct status_server *s = qb_ipcs_connection_service_context_get(c);
+	const struct qb_ipc_request_header *req = data;
+	struct qb_ipc_response_header *res = (void *)s->buf;
+	size_t hlen = sizeof(*res);
+	int n = -EINVAL;
+
+	s->requests++;
+	if (size >= sizeof(*req) && req->size == (int32_t)size &&
+	    req->id == PVCTL_STATUS)
+		n = status_pack(s->vm, s->buf + hlen, sizeof(s->buf) - hlen);
+	if (n < 0) {
+		s->bad_requests++;
+		qb_log(LOG_WARNING, "status: bad request (%zu bytes)", size);
+	}
+	res->id = PVCTL_STATUS;
+	res->error = n < 0 ? n : 0;
+	res->size = hlen + (n < 0 ? 0 : n);
+	if (qb_ipcs_response_send(c, s->buf, res->size) < 0)
+		qb_log(LOG_WARNING, "status: reply not sent");
+	return 0;
+}
+
+static int32_t st_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
+{
+	(void)c;
+	(void)gid;
+	return uid == 0 || uid == geteuid() ? 0 : -EACCES;
+}
+
+int status_start(struct vm *vm, struct status_server **out)
+{
+	static struct qb_ipcs_service_handlers handlers = {
+		.connection_accept = st_accept,
+		.msg_process = st_msg,
+	};
+	static struct qb_ipcs_poll_handlers poll = {
+		.job_add = st_job_add,
+		.dispatch_add = st_dispatch_add,
+		.dispatch_mod = st_dispatch_mod,
+		.dispatch_del = st_dispatch_del,
+	};
+	struct status_server *s;
+	char name[128];
+	int err;
+
+	if (status_loop && status_loop != vm->loop)
+		return -EBUSY;		/* one status service per process */
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->vm = vm;
+	status_service_name(vm, name, sizeof(name));
+	s->svc = qb_ipcs_create(name, 0, QB_IPC_SOCKET, &handlers);
+	if (!s->svc) {
+		free(s);
+		return -ENOMEM;
+	}
+	status_loop = vm->loop;
+	qb_ipcs_service_context_set(s->svc, s);
+	qb_ipcs_poll_handlers_set(s->svc, &poll);
+	err = qb_ipcs_run(s->svc);
+	if (err) {
+		qb_log(LOG_ERR, "status service %s: %s", name, strerror(-err));
+		qb_ipcs_destroy(s->svc);
+		free(s);
+		status_loop = NULL;
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+void status_stop(struct status_server *s)
+{
+	if (!s)
+		return;
+	qb_ipcs_destroy(s->svc);
+	free(s);
+	status_loop = NULL;
+}

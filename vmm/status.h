@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Per-disk status served over libqb IPC (proto/control.proto), the form
+ * `pairctl status` reads. One service per VMM, named
+ * PV_STATUS_SERVICE_PREFIX + the VM's name (--name, default "vm<pid>").
+ */
+#ifndef PV_STATUS_H
+#define PV_STATUS_H
+
+#include <stddef.h>
+
+#define PV_STATUS_SERVICE_PREFIX	"pairvisor-vmm."
+#define PVCTL_STATUS			1	/* request id */
+#define PV_STATUS_MSG_MAX		(64 * 1024)
+
+struct vm;
+struct status_server;
+
+/* Fill @name with the VM's IPC service name. */
+void status_service_name(const struct vm *vm, char *name, size_t len);
+
+int status_start(struct vm *vm, struct status_server **out);
+void status_stop(struct status_server *s);
+
+/* The packed VmStatus of @vm into @buf; its length or -errno. */
+int status_pack(struct vm *vm, void *buf, size_t cap);
+
+#endif
