@@ -49,6 +49,18 @@ static void print_disk(const Pvctl__DiskStatus *d)
 	       (unsigned long long)d->duplicate_ids,
 	       (unsigned long long)d->malformed,
 	       (unsigned long long)d->driver_deaths);
+	printf("    failover   failovers %llu, executed twice %llu, last stall %llu us\n",
+	       (unsigned long long)d->failovers,
+	       (unsigned long long)d->executed_twice,
+	       (unsigned long long)d->last_stall_us);
+	printf("               mirrored %llu, spare outputs dropped %llu, divergences %llu\n",
+	       (unsigned long long)d->mirrored,
+	       (unsigned long long)d->spare_outputs_dropped,
+	       (unsigned long long)d->divergences);
+	printf("               spares seeded %llu (last pause %llu us), dropped %llu\n",
+	       (unsigned long long)d->seeds,
+	       (unsigned long long)d->seed_pause_us,
+	       (unsigned long long)d->spare_drops);
 }
 
 static void print_vm(const Pvctl__VmStatus *st)

@@ -103,6 +103,16 @@ static void status_disk(struct vm *vm, int i, Pvctl__DiskStatus *d)
 	d->duplicate_ids = sw->duplicates;
 	d->malformed = sw->malformed;
 	d->driver_deaths = sw->driver_deaths;
+	d->spare_pid = devswitch_spare_pid(ds);
+	d->mirrored = sw->mirrored;
+	d->spare_outputs_dropped = sw->spare_dropped;
+	d->divergences = sw->divergences;
+	d->spare_drops = sw->spare_drops;
+	d->seeds = sw->seeds;
+	d->seed_pause_us = sw->seed_pause_ns / 1000;
+	d->failovers = sw->failovers;
+	d->executed_twice = sw->executed_twice;
+	d->last_stall_us = sw->last_stall_ns / 1000;
 }
 
 int status_pack(struct vm *vm, void *buf, size_t cap)

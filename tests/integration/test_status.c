@@ -6,6 +6,7 @@
  * pairctl and --name give for bad input.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,75 @@ static void test_status_of_running_vm(void)
 	free(img);
 }
 
+/* pairctl's line "generation G, active pid A, spare pid S" for disk0. */
+static int roles_of(const char *name, unsigned int *gen, int *active,
+		    int *spare)
+{
+	char args[64], *out, *p;
+	int status, n = 0;
+
+	snprintf(args, sizeof(args), "status %s", name);
+	out = pairctl(args, &status);
+	p = strstr(out, "generation ");
+	if (!status && p)
+		n = sscanf(p, "generation %u, active pid %d, spare pid %d",
+			   gen, active, spare);
+	free(out);
+	return n;
+}
+
+/* The status before and after the active driver is killed. */
+static void test_status_across_failover(void)
+{
+	char name[32], disk[300], *img, *out, args[64];
+	const char *argv[] = { "pairvisor-vmm", "--memory", "64M", "--name",
+			       name, "--kernel", PV_GUEST_PATH, "--disk", disk,
+			       "--cmdline", "pvtest=blkverify,echo count=100",
+			       NULL };
+	static char zero[8 << 20];
+	unsigned int gen = 0, gen2 = 0;
+	int active = 0, spare = 0, active2 = 0, spare2 = 0, in, status, t;
+	struct vmm_result r;
+	pid_t vmm;
+
+	snprintf(name, sizeof(name), "fo%d", (int)getpid());
+	img = tmpfile_write("failover.img", zero, sizeof(zero));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+	snprintf(disk, sizeof(disk), "%s,spare=local", img);
+	vmm = vmm_start(argv, &in);
+	CU_ASSERT_FATAL(vmm > 0);
+	CU_ASSERT(vmm_console_wait("PVTEST blkverify PASS", TIMEOUT_MS));
+	/* the spare is seeded shortly after the guest starts */
+	for (t = 0; t < 100 && roles_of(name, &gen, &active, &spare) < 3; t++)
+		usleep(50000);
+	CU_ASSERT_EQUAL(gen, 1);
+	CU_ASSERT(active > 0 && spare > 0 && active != spare);
+
+	CU_ASSERT_EQUAL(kill(active, SIGKILL), 0);
+	for (t = 0; t < 100; t++) {
+		if (roles_of(name, &gen2, &active2, &spare2) == 3 && gen2 > 1)
+			break;
+		usleep(50000);
+	}
+	/* the spare became the active under a new generation; a new spare */
+	CU_ASSERT_EQUAL(gen2, 2);
+	CU_ASSERT_EQUAL(active2, spare);
+	CU_ASSERT(spare2 > 0 && spare2 != active && spare2 != spare);
+	snprintf(args, sizeof(args), "status %s", name);
+	out = pairctl(args, &status);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "failovers 1, executed twice 0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ioerr 0,"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "divergences 0"));
+	free(out);
+
+	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
+	close(in);
+	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmm_result_free(&r);
+	free(img);
+}
+
 static void test_bad_input(void)
 {
 	const char *bad_name[] = { "pairvisor-vmm", "--name", "no spaces",
@@ -145,6 +215,7 @@ static void test_bad_input(void)
 
 static CU_TestInfo status_tests[] = {
 	{ "pairctl status of a running VM", test_status_of_running_vm },
+	{ "pairctl status across a failover", test_status_across_failover },
 	{ "bad names and commands", test_bad_input },
 	CU_TEST_INFO_NULL,
 };

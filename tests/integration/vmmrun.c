@@ -237,6 +237,10 @@ pid_t vmm_start(const char *const *argv, int *in_fd)
 	pid_t pid;
 
 	out_paths(out, err, sizeof(out));
+	/* empty now, not in the child: vmm_console_wait() must never see the
+	 * previous VMM's console */
+	if (truncate(out, 0) < 0 && errno != ENOENT)
+		return -errno;
 	if (in_fd && pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	pid = spawn(argv, p[0], out, err);
