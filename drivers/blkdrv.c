@@ -36,6 +36,9 @@ static const char blkdrv_usage[] =
 "  -l, --listen URL      unix:PATH: wait for one router to connect\n"
 "  -h, --help            show this help\n"
 "\n"
+"Test only: PAIRVISOR_BLKDRV_FAULT=diverge:N makes a spare change its\n"
+"Nth output (the divergence check's test); never set it otherwise.\n"
+"\n"
 "Exit status: 0 when the router hangs up or on SIGTERM/SIGINT; 1 on an\n"
 "error (Hello mismatch, transport failure); 2 on a usage error.\n";
 
@@ -165,6 +168,7 @@ static int accept_one(const char *url, int sfd, struct pv_chan **ch)
 
 static int serve(struct pv_chan *ch, int sfd)
 {
+	const char *fault;
 	struct replica *r;
 	int err;
 
@@ -174,6 +178,12 @@ static int serve(struct pv_chan *ch, int sfd)
 		return err;
 	}
 	qb_log(LOG_INFO, "serving %s (build %s)", ch->peer, pv_build_id());
+	/* test only: a spare that emits a different Nth output */
+	fault = getenv("PAIRVISOR_BLKDRV_FAULT");
+	if (fault && !strncmp(fault, "diverge:", 8)) {
+		qb_log(LOG_WARNING, "TEST HOOK PAIRVISOR_BLKDRV_FAULT=%s", fault);
+		replica_test_diverge(r, strtoull(fault + 8, NULL, 10));
+	}
 	err = replica_run(r, sfd);
 	if (err)
 		qb_log(LOG_ERR, "stopping: %s", strerror(-err));

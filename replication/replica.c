@@ -82,6 +82,8 @@ struct replica {
 	bool pong_pending;
 	uint64_t pong_nonce;
 	struct replica_stats stats;
+	uint64_t diverge_at;		/* test hook: 0, or the spare output */
+	uint64_t spare_sent;		/* outputs sent as a spare */
 	uint8_t *rbuf;
 	uint8_t *sbuf;
 };
@@ -269,10 +271,38 @@ static size_t frame_output(struct replica *r, const struct log_rec *rec)
 	return (size_t)(p - r->sbuf) + glen;
 }
 
+/* Test hook: change one field of the output framed in r->sbuf. */
+static size_t diverge(struct replica *r, size_t len)
+{
+	const char *why = NULL;
+	Pv__Envelope *env = pv_msg_decode(r->sbuf, len, &why);
+	int n;
+
+	if (!env)
+		return len;
+	if (env->msg_case == PV__ENVELOPE__MSG_DEVICE_COMMAND)
+		env->device_command->offset ^= 4096;
+	else if (env->msg_case == PV__ENVELOPE__MSG_GUEST_COMPLETION)
+		env->guest_completion->written ^= 1;
+	else if (env->msg_case == PV__ENVELOPE__MSG_ATTACH)
+		env->attach->virtual_size ^= 512;
+	n = pv_msg_encode(env, r->sbuf, PV_MSG_MAX);
+	pv_msg_free(env);
+	qb_log(LOG_WARNING, "%s: TEST HOOK: spare output %llu diverged",
+	       r->ops->name, (unsigned long long)r->spare_sent);
+	return n > 0 ? (size_t)n : len;
+}
+
+void replica_test_diverge(struct replica *r, uint64_t n)
+{
+	r->diverge_at = n;
+}
+
 static int log_send(struct replica *r)
 {
 	uint64_t pos = r->send_pos, next;
 	struct log_rec *rec;
+	size_t len;
 	int err = 0;
 
 	if (pos < r->rs->log_tail)
@@ -281,7 +311,11 @@ static int log_send(struct replica *r)
 		rec = log_rec_at(r, pos, &next);
 		if (!rec || rec->executed)
 			continue;
-		err = pv_chan_send(r->ch, r->sbuf, frame_output(r, rec));
+		len = frame_output(r, rec);
+		if (r->diverge_at && !r->active &&
+		    ++r->spare_sent == r->diverge_at)
+			len = diverge(r, len);
+		err = pv_chan_send(r->ch, r->sbuf, len);
 		if (err)
 			break;
 	}
@@ -513,7 +547,9 @@ static int handle_input(struct replica *r, const Pv__Envelope *env)
 		r->stats.duplicates++;
 		return 0;
 	}
-	if (seq != applied + 1) {
+	/* a fresh replica opens at any input: the router restarted it */
+	if (seq != applied + 1 &&
+	    !(!applied && env->msg_case == PV__ENVELOPE__MSG_OPEN)) {
 		r->stats.gaps++;
 		send_error(r, -EPROTO, "input %llu after %llu: gap",
 			   (unsigned long long)seq,

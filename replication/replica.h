@@ -125,6 +125,13 @@ int replica_run(struct replica *r, int stop_fd);
 int replica_promote(struct replica *r, uint32_t generation,
 		    const Pv__OutputId *executed);
 
+/*
+ * Test only (pairvisor-blkdrv's PAIRVISOR_BLKDRV_FAULT=diverge:N): while
+ * a spare, change a field of the @n-th output sent, as a replica with a
+ * nondeterministic byte would. 0: off (the default).
+ */
+void replica_test_diverge(struct replica *r, uint64_t n);
+
 uint64_t replica_applied_seq(const struct replica *r);
 uint32_t replica_generation(const struct replica *r);
 bool replica_active(const struct replica *r);

@@ -123,6 +123,22 @@ struct ds_audit {
 	uint32_t index;
 };
 
+/*
+ * Test-only fault injection (vmm/README.md), off unless PAIRVISOR_FAULT
+ * is set when the switch is created: at the Nth occurrence of an event
+ * the active driver is SIGKILLed right there and treated as dead.
+ */
+enum ds_fault {
+	DSF_NONE,
+	DSF_COMMAND,		/* command executed, completion not sent */
+	DSF_COMPLETION,		/* guest completion produced, not delivered */
+	DSF_SEEDING,		/* snapshot asked, spare not seeded yet */
+	DSF_GROW,		/* a write took the image into a new 8 MiB */
+	DSF_FENCE_GEN,		/* promotion fences by generation only */
+};
+
+#define DS_GROW_STEP	(8ULL << 20)	/* a refcount block, 4 KiB clusters */
+
 struct devswitch {
 	struct vm *vm;
 	const struct vm_disk_config *dc;
@@ -159,6 +175,9 @@ struct devswitch {
 	Pv__Segment segs[BLK_SEG_MAX];
 	Pv__Segment *segp[BLK_SEG_MAX];
 	struct devswitch_stats stats;
+	enum ds_fault fault;		/* test hook, DSF_NONE normally */
+	uint64_t fault_n;
+	struct ds_replica fenced;	/* DSF_FENCE_GEN: the old active */
 	struct ds_req reqs[DS_MAX_REQS];
 	uint8_t rdata[PV_DATA_MAX];
 	uint8_t tx[PV_MSG_MAX];
@@ -182,6 +201,49 @@ static struct ds_req *ds_req_find(struct devswitch *sw, uint64_t seq)
 	struct ds_req *q = &sw->reqs[seq % DS_MAX_REQS];
 
 	return seq && q->seq == seq ? q : NULL;
+}
+
+/* ---- test-only fault injection ---- */
+
+static void ds_fault_parse(struct devswitch *sw)
+{
+	static const struct {
+		const char *name;
+		enum ds_fault f;
+	} ev[] = {
+		{ "command:", DSF_COMMAND },
+		{ "completion:", DSF_COMPLETION },
+		{ "seeding:", DSF_SEEDING },
+		{ "grow:", DSF_GROW },
+	};
+	const char *v = getenv("PAIRVISOR_FAULT");
+
+	if (!v || !*v)
+		return;
+	if (!strcmp(v, "fence:generation"))
+		sw->fault = DSF_FENCE_GEN;
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+		if (!strncmp(v, ev[i].name, strlen(ev[i].name))) {
+			sw->fault_n = strtoull(v + strlen(ev[i].name), NULL, 10);
+			sw->fault = sw->fault_n ? ev[i].f : DSF_NONE;
+		}
+	qb_log(LOG_WARNING, "disk%d: TEST HOOK PAIRVISOR_FAULT=%s %s",
+	       sw->index, v, sw->fault ? "armed" : "not understood, ignored");
+}
+
+/* At the fault_n-th @ev, SIGKILL the active here; true if it was. */
+static bool ds_fault_hit(struct devswitch *sw, enum ds_fault ev)
+{
+	struct ds_replica *a = sw->roles.active;
+
+	if (sw->fault != ev || !sw->fault_n || --sw->fault_n || !a)
+		return false;
+	qb_log(LOG_WARNING, "disk%d: TEST HOOK: killing active pid %d at event %d",
+	       sw->index, (int)a->pid, (int)ev);
+	if (a->pid > 0)
+		kill(a->pid, SIGKILL);
+	ds_rep_fail(sw, a, "killed by the test hook");
+	return true;
 }
 
 /* The gap between guest-visible completions around a failover. */
@@ -740,6 +802,7 @@ static void ds_on_command(struct devswitch *sw, const Pv__DeviceCommand *c)
 	struct ds_req *q = NULL;
 	const char *why;
 	uint64_t *ctr = &sw->stats.rejected;
+	uint64_t grown;
 	size_t rlen;
 	int status;
 
@@ -773,8 +836,13 @@ static void ds_on_command(struct devswitch *sw, const Pv__DeviceCommand *c)
 		ds_send_completion(sw, c->id, -EPERM, 0);
 		return;
 	}
+	grown = sw->img->size;
 	status = ds_exec(sw, c, &rlen);
 	sw->stats.executed++;
+	if (sw->fault == DSF_GROW && ds_op_writes(c->op) &&
+	    (sw->img->size - 1) / DS_GROW_STEP > (grown - 1) / DS_GROW_STEP)
+		ds_fault_hit(sw, DSF_GROW);
+	ds_fault_hit(sw, DSF_COMMAND);
 	if (status < 0) {
 		sw->stats.exec_errors++;
 		qb_log(LOG_WARNING, "disk%d: %s at %" PRIu64 ": %s", sw->index,
@@ -969,6 +1037,10 @@ static void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
 		sw->stats.stale_generation++;
 		return;
 	}
+	/* test hook: the active dies with this completion made, unread */
+	if (env->msg_case == PV__ENVELOPE__MSG_GUEST_COMPLETION &&
+	    ds_fault_hit(sw, DSF_COMPLETION))
+		return;
 	if (gen && sw->roles.spare_state == SP_LIVE && id->seq > sp->base_seq)
 		ds_compare(sw, false, id, ds_out_hash(sw, env, gen));
 	switch (env->msg_case) {
@@ -1097,8 +1169,50 @@ static void ds_poll_rep(struct devswitch *sw, struct ds_replica *rep)
 	}
 }
 
+static void ds_rep_end(struct devswitch *sw, struct ds_replica *rep,
+		       const char *why, bool fence);
+
+/*
+ * DSF_FENCE_GEN: the old active runs on, its channel still read; what it
+ * sends is refused on its generation alone (counted, never executed, its
+ * request not failed: the new active answers it).
+ */
+static void ds_poll_fenced(struct devswitch *sw)
+{
+	struct ds_replica *f = &sw->fenced;
+
+	for (int i = 0; f->ch && i < DS_POLL_BATCH; i++) {
+		ssize_t n = pv_chan_recv(f->ch, sw->rx, sizeof(sw->rx));
+		const char *why = NULL;
+		Pv__OutputId *id = NULL;
+		Pv__Envelope *env;
+		uint32_t *gen;
+
+		if (n == -EAGAIN || n == -EINTR)
+			return;
+		if (n <= 0) {
+			ds_rep_end(sw, f, "fenced, it hung up", true);
+			return;
+		}
+		env = pv_msg_decode(sw->rx, n, &why);
+		gen = env ? ds_out_gen(env, &id) : NULL;
+		if (gen && *gen != sw->roles.generation) {
+			if (!sw->stats.fenced_rejected++)
+				qb_log(LOG_WARNING, "disk%d: fenced pid %d: output (%" PRIu64
+				       ", %u) of generation %u rejected", sw->index,
+				       (int)f->pid, id->seq, id->index, *gen);
+			sw->stats.stale_generation++;
+		} else if (gen) {
+			sw->stats.proto_errors++;
+		}
+		pv_msg_free(env);
+	}
+}
+
 void devswitch_poll(struct devswitch *sw)
 {
+	if (sw->fenced.ch)
+		ds_poll_fenced(sw);
 	ds_poll_rep(sw, sw->roles.active);
 	if (sw->roles.spare_state != SP_NONE)
 		ds_poll_rep(sw, sw->roles.spare);
@@ -1248,6 +1362,23 @@ static uint64_t ds_wait_start(const struct devswitch *sw)
 	return oldest > sw->last_done_ns ? oldest : sw->last_done_ns;
 }
 
+/* Test hook: keep the old active's process and channel, fenced by gen. */
+static void ds_fence_gen(struct devswitch *sw, struct ds_replica *old)
+{
+	int fd = pv_chan_fd(old->ch);
+
+	qb_log(LOG_WARNING, "disk%d: TEST HOOK: pid %d fenced by generation only (not killed)",
+	       sw->index, (int)old->pid);
+	if (old->polled)
+		qb_loop_poll_del(sw->vm->loop, fd);
+	sw->fenced = *old;
+	sw->fenced.failed = NULL;
+	sw->fenced.polled = sw->vm->loop &&
+		!qb_loop_poll_add(sw->vm->loop, QB_LOOP_HIGH, fd, POLLIN,
+				  &sw->fenced, ds_on_readable);
+	*old = (struct ds_replica){ .sw = sw };
+}
+
 /*
  * DESIGN.md section 3, promotion exactly once: fence the old active
  * (killed, its link closed: nothing it sent is read any more), bump the
@@ -1266,7 +1397,10 @@ static void ds_failover(struct devswitch *sw, const char *why)
 
 	qb_log(LOG_NOTICE, "disk%d: active pid %d failed: %s; promoting spare pid %d",
 	       sw->index, (int)old->pid, why, (int)sp->pid);
-	ds_rep_end(sw, old, why, true);
+	if (sw->fault == DSF_FENCE_GEN && !sw->fenced.ch)
+		ds_fence_gen(sw, old);
+	else
+		ds_rep_end(sw, old, why, true);
 	sw->fo_at_ns = t0;
 	sw->fo_before_ns = ds_wait_start(sw);
 	sw->fo_stall_pending = sw->fo_before_ns != 0;
@@ -1297,13 +1431,106 @@ static void ds_failover(struct devswitch *sw, const char *why)
 		ds_spare_start(sw);
 }
 
+static int ds_spawn(int index, struct pv_chan **ch, pid_t *pid);
+static int ds_hello(struct devswitch *sw);
+static int ds_wait_attach(struct devswitch *sw);
+static int32_t ds_on_readable(int32_t fd, int32_t revents, void *data);
+
+static int ds_req_by_seq(const void *a, const void *b)
+{
+	const struct ds_req *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The active died while a spare was being seeded: that spare has no
+ * state yet, so it is no spare. Rather than fail the disk, start a fresh
+ * active from the image (Hello, Open, Attach under a new generation) and
+ * submit the requests in flight to it again, in their order. Whatever
+ * the old active had the VMM run for them is run again with new ids: the
+ * same guest data to the same place (for qcow2 an allocation cut short
+ * may leak a cluster, never corrupt). Then a spare is seeded anew.
+ */
+static void ds_restart(struct devswitch *sw, const char *why)
+{
+	struct ds_replica *old = sw->roles.active;
+	struct ds_req *pend = malloc(sizeof(*pend) * DS_MAX_REQS);
+	struct pv_chan *ch;
+	uint64_t t0 = vm_clock_ns();
+	int n = 0, err;
+	pid_t pid;
+
+	qb_log(LOG_NOTICE, "disk%d: active pid %d failed: %s; the spare is not seeded yet: restarting the driver",
+	       sw->index, (int)old->pid, why);
+	if (!pend) {
+		ds_dead(sw, why);
+		return;
+	}
+	ds_spare_drop(sw, "the active died before it was seeded");
+	ds_rep_end(sw, old, why, true);
+	sw->fo_at_ns = t0;
+	sw->fo_before_ns = ds_wait_start(sw);
+	sw->fo_stall_pending = sw->fo_before_ns != 0;
+	for (int i = 0; i < DS_MAX_REQS; i++) {
+		struct ds_req *q = &sw->reqs[i];
+
+		if (q->seq && !q->aborted)
+			pend[n++] = *q;
+		q->seq = 0;
+		q->aborted = false;
+	}
+	qsort(pend, n, sizeof(*pend), ds_req_by_seq);
+	sw->roles.generation++;
+	sw->cmp_n = 0;
+	sw->ilog_lo = sw->next_seq;
+	sw->attached = false;
+	sw->stats.restarts++;
+	err = ds_spawn(sw->index, &ch, &pid);
+	if (!err) {
+		old = &sw->rep[0];
+		*old = (struct ds_replica){ .sw = sw, .ch = ch, .pid = pid };
+		old->last_pong_ns = t0;
+		sw->roles.active = old;
+		sw->state = DS_STARTING;
+		err = ds_hello(sw);
+		if (!err)
+			err = ds_wait_attach(sw);
+	}
+	if (err || sw->state != DS_RUNNING) {
+		ds_dead(sw, "the restarted driver did not attach");
+		for (int i = 0; i < n; i++) {
+			sw->stats.failed_dead++;
+			sw->done(sw->owner, pend[i].r.head, VIRTIO_BLK_S_IOERR, 0);
+		}
+		free(pend);
+		return;
+	}
+	old->polled = sw->vm->loop &&
+		!qb_loop_poll_add(sw->vm->loop, QB_LOOP_HIGH, pv_chan_fd(ch),
+				  POLLIN, old, ds_on_readable);
+	qb_log(LOG_NOTICE, "disk%d: pid %d is the active, generation %u (restarted in %" PRIu64
+	       " us); %d requests submitted again", sw->index, (int)pid,
+	       sw->roles.generation, (vm_clock_ns() - t0) / 1000, n);
+	for (int i = 0; i < n; i++)
+		devswitch_submit(sw, &pend[i].r);
+	free(pend);
+	if (sw->spare_local && sw->vm->loop && sw->state == DS_RUNNING &&
+	    !sw->roles.spare)
+		ds_spare_start(sw);
+}
+
 /* Act on failed replicas, outside of any message handling. */
 static void ds_settle(struct devswitch *sw)
 {
 	for (int i = 0; i < 3; i++) {
 		struct ds_replica *a = sw->roles.active, *sp = sw->roles.spare;
 
-		if (sp && sp->failed)
+		if (a && a->failed && sw->state == DS_RUNNING && sp &&
+		    (sw->roles.spare_state == SP_HELLO ||
+		     sw->roles.spare_state == SP_SNAPSHOT))
+			ds_restart(sw, a->failed);
+		else if (sp && sp->failed)
 			ds_spare_drop(sw, sp->failed);
 		else if (a && a->failed && sw->state == DS_RUNNING &&
 			 sw->roles.spare_state == SP_LIVE)
@@ -1370,6 +1597,7 @@ static void ds_snapshot_ask(struct devswitch *sw)
 	sw->ilog_lo = sw->next_seq;
 	sw->roles.spare_state = SP_SNAPSHOT;
 	ds_send(sw, &env);
+	ds_fault_hit(sw, DSF_SEEDING);
 }
 
 static const char *ds_check_snapshot(struct devswitch *sw,
@@ -1425,9 +1653,6 @@ static void ds_on_snapshot_ready(struct devswitch *sw,
 	       sw->index, (int)sp->pid, r->seq, r->size, r->pause_ns / 1000);
 	ds_replay(sw, sp, r->seq);
 }
-
-static int ds_spawn(int index, struct pv_chan **ch, pid_t *pid);
-static int32_t ds_on_readable(int32_t fd, int32_t revents, void *data);
 
 static void ds_rep_init(struct devswitch *sw, struct ds_replica *rep,
 			struct pv_chan *ch, pid_t pid)
@@ -1657,7 +1882,7 @@ static int ds_wait_attach(struct devswitch *sw)
 	uint64_t deadline = vm_clock_ns() + DS_ATTACH_TIMEOUT_MS * 1000000ULL;
 
 	while (!sw->attached && sw->state == DS_STARTING) {
-		struct pollfd p = { .fd = pv_chan_fd(sw->rep[0].ch),
+		struct pollfd p = { .fd = pv_chan_fd(sw->roles.active->ch),
 				    .events = POLLIN };
 		uint64_t now = vm_clock_ns();
 
@@ -1843,7 +2068,9 @@ static struct devswitch *ds_alloc(struct vm *vm,
 	sw->snap_fd = -1;
 	sw->rep[0].sw = sw;
 	sw->rep[1].sw = sw;
+	sw->fenced.sw = sw;
 	ds_failover_config(sw, cfg);
+	ds_fault_parse(sw);
 	return sw;
 }
 
@@ -1900,6 +2127,8 @@ void devswitch_destroy(struct devswitch *sw)
 		return;
 	if (sw->roles.spare)
 		ds_spare_drop(sw, "disk closed");
+	if (sw->fenced.ch)
+		ds_rep_end(sw, &sw->fenced, "disk closed", true);
 	if (sw->state != DS_DEAD && sw->state != DS_INLINE) {
 		ds_unlink(sw);		/* the driver sees EOF and exits */
 		for (int i = 0; i < 2; i++)
@@ -1982,6 +2211,7 @@ void devswitch_stats_print(const struct devswitch *sw)
 	       "mirrored=%llu spare_compared=%llu spare_dropped=%llu divergences=%llu "
 	       "spare_lagging=%llu spare_drops=%llu seeds=%llu seed_pause_us=%llu "
 	       "seed_pause_max_us=%llu failovers=%llu stale_generation=%llu "
+	       "fenced_rejected=%llu restarts=%llu "
 	       "executed_twice=%llu last_stall_us=%llu max_stall_us=%llu",
 	       sw->index, (int)devswitch_driver_pid(sw),
 	       (int)devswitch_spare_pid(sw), sw->roles.generation,
@@ -1996,6 +2226,8 @@ void devswitch_stats_print(const struct devswitch *sw)
 	       (unsigned long long)s->seed_pause_max_ns / 1000,
 	       (unsigned long long)s->failovers,
 	       (unsigned long long)s->stale_generation,
+	       (unsigned long long)s->fenced_rejected,
+	       (unsigned long long)s->restarts,
 	       (unsigned long long)s->executed_twice,
 	       (unsigned long long)s->last_stall_ns / 1000,
 	       (unsigned long long)s->max_stall_ns / 1000);

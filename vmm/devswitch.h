@@ -16,7 +16,11 @@
  * active's arena, gets every input too (mirroring); its outputs are
  * compared with the active's by id and dropped. When the active exits,
  * hangs up or misses the heartbeat, the spare is promoted (DESIGN.md
- * section 3) and a new spare is seeded.
+ * section 3) and a new spare is seeded. When the active dies while a
+ * spare is still being seeded, a fresh active is started from the image
+ * and the requests in flight are submitted to it again.
+ *
+ * Test-only hooks (vmm/README.md): PAIRVISOR_FAULT, read at creation.
  *
  * driver=inline: no driver process, the switch does raw I/O itself (the
  * benchmark's baseline, the cost of the split; no replica).
@@ -85,6 +89,8 @@ struct devswitch_stats {
 	uint64_t seed_pause_max_ns;
 	uint64_t failovers;		/* spares promoted */
 	uint64_t executed_twice;	/* command ids run twice: must be 0 */
+	uint64_t fenced_rejected;	/* test hook: a fenced active's outputs */
+	uint64_t restarts;		/* active died, spare not seeded yet */
 	uint64_t last_stall_ns;		/* completion gap around a failover */
 	uint64_t max_stall_ns;
 };
