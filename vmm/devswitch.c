@@ -840,8 +840,13 @@ static void ds_on_command(struct devswitch *sw, const Pv__DeviceCommand *c)
 	status = ds_exec(sw, c, &rlen);
 	sw->stats.executed++;
 	if (sw->fault == DSF_GROW && ds_op_writes(c->op) &&
-	    (sw->img->size - 1) / DS_GROW_STEP > (grown - 1) / DS_GROW_STEP)
+	    (sw->img->size - 1) / DS_GROW_STEP > (grown - 1) / DS_GROW_STEP) {
+		qb_log(LOG_INFO, "disk%d: TEST HOOK: grow: write of %" PRIu64
+		       " bytes at %" PRIu64, sw->index, c->op ==
+		       PV__COMMAND_OP__CMD_WRITE_DATA ? (uint64_t)c->data.len :
+		       c->length, c->offset);
 		ds_fault_hit(sw, DSF_GROW);
+	}
 	ds_fault_hit(sw, DSF_COMMAND);
 	if (status < 0) {
 		sw->stats.exec_errors++;

@@ -18,7 +18,6 @@
  * rejected and counted), a spare made to diverge with the driver's test
  * hook PAIRVISOR_BLKDRV_FAULT, and both drivers killed over qcow2.
  */
-#include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -26,11 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <stdarg.h>
 
 #include "cunit_main.h"
 #include "vmmrun.h"
@@ -461,6 +459,40 @@ static void qcow2_verify(const char *img, int blocks)
 	free(raw);
 }
 
+/* The last @what before @mark in @s, if followed by @rest; else NULL. */
+static const char *last_before(const char *s, const char *what,
+			       const char *mark, const char *rest)
+{
+	const char *end = strstr(s, mark), *last = NULL;
+
+	for (const char *p = s; end && (p = strstr(p, what)) && p < end;
+	     p += strlen(what))
+		last = p;
+	if (!last || strncmp(last + strlen(what), rest, strlen(rest)))
+		return NULL;
+	return last;
+}
+
+/* Entry @i of a qcow2 image's refcount table (big-endian), or 0. */
+static uint64_t q2_rt_entry(const char *path, int i)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t b[8];
+	uint64_t v = 0, off = 0;
+
+	if (!f)
+		return 0;
+	if (!fseek(f, 48, SEEK_SET) && fread(b, 8, 1, f) == 1) {
+		for (int k = 0; k < 8; k++)
+			off = off << 8 | b[k];
+		if (!fseek(f, off + 8 * i, SEEK_SET) && fread(b, 8, 1, f) == 1)
+			for (int k = 0; k < 8; k++)
+				v = v << 8 | b[k];
+	}
+	fclose(f);
+	return v;
+}
+
 static off_t file_size(const char *path)
 {
 	struct stat st;
@@ -534,10 +566,15 @@ static void test_qcow2_kill(void)
 	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
 	check_guest(&r, "PVTEST blkverify PASS blocks=20000", 1);
 	CU_ASSERT_EQUAL(str_count(r.err, "TEST HOOK: killing active"), 1);
+	/* the kill came right after the write of refcount block 8 */
+	CU_ASSERT_PTR_NOT_NULL(last_before(r.err, "grow: write of ",
+					   "TEST HOOK: killing active",
+					   "4096 bytes at 67108864"));
 	CU_ASSERT_EQUAL(stat_num(r.err, "failovers"), kills + 1);
 	CU_ASSERT_EQUAL(stat_num(r.err, "divergences"), 0);
 	print_figures(r.err);
 	vmm_result_free(&r);
+	CU_ASSERT_EQUAL(q2_rt_entry(img, 8), 8ULL * (8 << 20));
 	qcow2_verify(img, Q2_BLOCKS);
 	free(img);
 }
