@@ -341,7 +341,7 @@ static void test_stop_active(void)
 	pid_t vmm, pids[2];
 
 	seed_get();
-	vmm = start_pair(img, "100,500", pids);
+	vmm = start_pair(img, "100,1000", pids);
 	printf("SIGSTOP active %d (spare %d)\n", pids[0], pids[1]);
 	CU_ASSERT_EQUAL(kill_one(pids[0], SIGSTOP), 0);
 	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
