@@ -63,3 +63,15 @@ const struct replica_ops blk_ops = {
 	.init = blk_any_init,
 	.apply = blk_any_apply,
 };
+
+struct blk_cmd_ref *blk_cmd_find(struct blk_cmd_ref *cmds, uint32_t n,
+				 const Pv__OutputId *id)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct blk_cmd_ref *c = &cmds[i];
+
+		if (!c->done && c->seq == id->seq && c->index == id->index)
+			return c;
+	}
+	return NULL;
+}

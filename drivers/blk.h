@@ -40,6 +40,10 @@ struct blk_cmd_ref {
 	uint32_t done;
 };
 
+/* The command of @cmds[0..n) with output id @id, not yet done; NULL if none. */
+struct blk_cmd_ref *blk_cmd_find(struct blk_cmd_ref *cmds, uint32_t n,
+				 const Pv__OutputId *id);
+
 struct blk_req {
 	uint64_t seq;			/* the IoRequest's; 0: a free slot */
 	uint32_t type;

@@ -593,13 +593,7 @@ static struct q2_req *q2_queue_pop(struct q2_state *st)
 static struct blk_cmd_ref *q2_req_cmd(struct q2_req *req,
 				      const Pv__OutputId *id)
 {
-	for (uint32_t i = 0; i < req->ncmds; i++) {
-		struct blk_cmd_ref *c = &req->cmds[i];
-
-		if (!c->done && c->seq == id->seq && c->index == id->index)
-			return c;
-	}
-	return NULL;
+	return blk_cmd_find(req->cmds, req->ncmds, id);
 }
 
 static struct q2_req *q2_req_by_cmd(struct q2_state *st,

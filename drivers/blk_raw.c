@@ -95,13 +95,7 @@ static void req_free(struct blk_state *st, struct blk_req *req)
 static struct blk_cmd_ref *req_cmd(struct blk_req *req,
 				   const Pv__OutputId *id)
 {
-	for (uint32_t i = 0; i < req->ncmds; i++) {
-		struct blk_cmd_ref *c = &req->cmds[i];
-
-		if (!c->done && c->seq == id->seq && c->index == id->index)
-			return c;
-	}
-	return NULL;
+	return blk_cmd_find(req->cmds, req->ncmds, id);
 }
 
 /* Commands usually answer the input that made them: look there first. */
