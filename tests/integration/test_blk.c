@@ -31,68 +31,6 @@
 #define DRIVER_NAME	"pairvisor-blkdrv"
 #define EOT		"\x04"
 
-struct args {
-	const char *v[24];
-	int n;
-};
-
-static void args_init(struct args *a, const char *cmdline)
-{
-	static const char *const base[] = {
-		"pairvisor-vmm", "--memory", "128M", "--vcpus", "2",
-		"--kernel", PV_GUEST_PATH, "--cmdline",
-	};
-
-	memset(a, 0, sizeof(*a));
-	for (a->n = 0; a->n < (int)(sizeof(base) / sizeof(base[0])); a->n++)
-		a->v[a->n] = base[a->n];
-	a->v[a->n++] = cmdline;
-}
-
-static void args_disk(struct args *a, const char *spec)
-{
-	a->v[a->n++] = "--disk";
-	a->v[a->n++] = spec;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* A fresh sparse image of IMG_SIZE zero bytes in the temp dir. */
-static char *img_new(const char *name)
-{
-	char *path = tmpfile_write(name, "", 0);
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
-	CU_ASSERT_EQUAL_FATAL(truncate(path, IMG_SIZE), 0);
-	return path;
-}
-
-/* Run a shell command; its exit status, or 128 + signal. */
-static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shell(const char *fmt, ...)
-{
-	char *cmd;
-	va_list ap;
-	int st, n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	printf("$ %s\n", cmd);
-	fflush(stdout);
-	st = system(cmd);
-	free(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static int pattern_verify(const char *img, int blocks, int pass)
 {
 	return shell("%s verify %s --blocks %d --pass %d --rest-zero",
@@ -112,14 +50,14 @@ static void verify_disks(int ndisks)
 {
 	char *img[2], name[16];
 	struct vmm_result r;
-	struct args a;
+	struct vmm_args a;
 	int k;
 
-	args_init(&a, "pvtest=blkverify count=1000");
+	vmm_args_init(&a, "pvtest=blkverify count=1000");
 	for (k = 0; k < ndisks; k++) {
 		snprintf(name, sizeof(name), "disk%d.img", k);
-		img[k] = img_new(name);
-		args_disk(&a, img[k]);
+		img[k] = img_new(name, IMG_SIZE);
+		vmm_args_add(&a, "--disk", img[k]);
 	}
 	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, a.v), 0);
 	CU_ASSERT_FALSE(r.timed_out);
@@ -277,17 +215,17 @@ static int maps_scan(pid_t pid, const char *img, ino_t ram_ino)
 
 static void test_driver_isolation(void)
 {
-	char *img = img_new("iso.img"), *real = realpath(img, NULL);
+	char *img = img_new("iso.img", IMG_SIZE), *real = realpath(img, NULL);
 	struct fd_scan vmm_fds, drv_fds;
 	struct vmm_result r;
 	struct stat st;
-	struct args a;
+	struct vmm_args a;
 	pid_t vmm, drv;
 	int in;
 
 	CU_ASSERT_EQUAL_FATAL(stat(img, &st), 0);
-	args_init(&a, "pvtest=blkverify,echo count=1000");
-	args_disk(&a, img);
+	vmm_args_init(&a, "pvtest=blkverify,echo count=1000");
+	vmm_args_add(&a, "--disk", img);
 	vmm = vmm_start(a.v, &in);
 	CU_ASSERT_FATAL(vmm > 0);
 	/* the guest has done its I/O and now waits for console input */
@@ -325,10 +263,10 @@ static void test_driver_isolation(void)
 static void expect_refused(const char *disk, const char *why)
 {
 	struct vmm_result r;
-	struct args a;
+	struct vmm_args a;
 
-	args_init(&a, "pvtest=blkverify count=10");
-	args_disk(&a, disk);
+	vmm_args_init(&a, "pvtest=blkverify count=10");
+	vmm_args_add(&a, "--disk", disk);
 	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, a.v), 0);
 	CU_ASSERT_FALSE(r.timed_out);
 	CU_ASSERT_EQUAL(r.status, 1);
@@ -348,7 +286,7 @@ static void test_disk_missing(void)
  */
 static void test_disk_unopenable(void)
 {
-	char *file = img_new("plain.img"), *below;
+	char *file = img_new("plain.img", IMG_SIZE), *below;
 
 	expect_refused(tmpdir_path(), "Is a directory");
 	CU_ASSERT_FATAL(asprintf(&below, "%s/disk.img", file) > 0);
@@ -360,11 +298,11 @@ static void test_disk_unopenable(void)
 /* A pairvisor-vmm holding @img, its guest idle, waiting for console input. */
 static pid_t holder_start(const char *img, int *in)
 {
-	struct args a;
+	struct vmm_args a;
 	pid_t holder;
 
-	args_init(&a, "pvtest=echo");
-	args_disk(&a, img);
+	vmm_args_init(&a, "pvtest=echo");
+	vmm_args_add(&a, "--disk", img);
 	holder = vmm_start(a.v, in);
 	CU_ASSERT_FATAL(holder > 0);
 	CU_ASSERT(vmm_console_wait("PVGUEST cmdline", TIMEOUT_MS));
@@ -386,7 +324,7 @@ static void holder_stop(pid_t holder, int in)
 /* A second pairvisor-vmm on an image the first one holds. */
 static void test_locked_by_vmm(void)
 {
-	char *img = img_new("locked.img");
+	char *img = img_new("locked.img", IMG_SIZE);
 	int in;
 	pid_t holder = holder_start(img, &in);
 
@@ -399,7 +337,7 @@ static void test_locked_by_vmm(void)
 /* qemu-io holding the image (write permission) keeps pairvisor out. */
 static void test_locked_by_qemu(void)
 {
-	char *img = img_new("qemu.img"), *fifo;
+	char *img = img_new("qemu.img", IMG_SIZE), *fifo;
 	struct stat st;
 	int fd;
 
@@ -425,7 +363,7 @@ static void test_locked_by_qemu(void)
 /* And pairvisor holding it keeps a writing qemu-io out. */
 static void test_locks_out_qemu(void)
 {
-	char *img = img_new("held.img");
+	char *img = img_new("held.img", IMG_SIZE);
 	int in;
 	pid_t holder = holder_start(img, &in);
 
@@ -468,7 +406,7 @@ static char *tmp_slurp(const char *name)
 
 static void test_readonly_file(void)
 {
-	char *img = img_new("ro.img"), *out, *err;
+	char *img = img_new("ro.img", IMG_SIZE), *out, *err;
 
 	CU_ASSERT_EQUAL(shell("%s write %s --blocks 4 --pass 1",
 			      PV_BLKPATTERN_PATH, img), 0);
@@ -490,22 +428,22 @@ static void test_readonly_file(void)
 /* readonly=on on a writable file: the guest's writes fail, the file stays. */
 static void test_blkro(void)
 {
-	char *img = img_new("rodisk.img"), *spec;
+	char *img = img_new("rodisk.img", IMG_SIZE), *spec;
 	struct vmm_result r;
-	struct args a;
+	struct vmm_args a;
 
 	CU_ASSERT_EQUAL(shell("%s write %s --blocks 4 --pass 1",
 			      PV_BLKPATTERN_PATH, img), 0);
 	CU_ASSERT_FATAL(asprintf(&spec, "%s,readonly=on", img) > 0);
-	args_init(&a, "pvtest=blkro");
-	args_disk(&a, spec);
+	vmm_args_init(&a, "pvtest=blkro");
+	vmm_args_add(&a, "--disk", spec);
 	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, a.v), 0);
 	CU_ASSERT_EQUAL(r.status, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "PVTEST blkro PASS ro=1 write=IOERR read=OK"));
 	CU_ASSERT_EQUAL(pattern_verify(img, 4, 1), 0);
 	/* the guest's blkverify refuses a read-only disk */
-	args_init(&a, "pvtest=blkverify count=10");
-	args_disk(&a, spec);
+	vmm_args_init(&a, "pvtest=blkverify count=10");
+	vmm_args_add(&a, "--disk", spec);
 	vmm_result_free(&r);
 	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, a.v), 0);
 	CU_ASSERT_EQUAL(r.status, 1);
@@ -518,12 +456,12 @@ static void test_blkro(void)
 /* Malformed requests from the guest; count beyond the capacity. */
 static void test_blkbad(void)
 {
-	char *img = img_new("bad.img");
+	char *img = img_new("bad.img", IMG_SIZE);
 	struct vmm_result r;
-	struct args a;
+	struct vmm_args a;
 
-	args_init(&a, "pvtest=blkbad,blkverify count=2049");
-	args_disk(&a, img);
+	vmm_args_init(&a, "pvtest=blkbad,blkverify count=2049");
+	vmm_args_add(&a, "--disk", img);
 	CU_ASSERT_EQUAL_FATAL(vmm_run(&r, TIMEOUT_MS, NULL, a.v), 0);
 	CU_ASSERT_FALSE(r.timed_out);
 	CU_ASSERT_EQUAL(r.status, 1);
@@ -545,14 +483,14 @@ static void test_blkbad(void)
  */
 static void test_driver_dies(void)
 {
-	char *img = img_new("dies.img");
+	char *img = img_new("dies.img", IMG_SIZE);
 	struct vmm_result r;
-	struct args a;
+	struct vmm_args a;
 	pid_t vmm, drv;
 
-	args_init(&a, "pvtest=blkverify,blkverify,blkverify,blkverify,"
+	vmm_args_init(&a, "pvtest=blkverify,blkverify,blkverify,blkverify,"
 		  "blkverify,blkverify,blkverify,blkverify count=2048");
-	args_disk(&a, img);
+	vmm_args_add(&a, "--disk", img);
 	vmm = vmm_start(a.v, NULL);
 	CU_ASSERT_FATAL(vmm > 0);
 	drv = driver_find(vmm);

@@ -41,44 +41,11 @@
 #define Q2_SIZE		"128M"
 #define Q2_BLOCKS	20000		/* 78 MiB: 10 refcount blocks */
 
-struct args {
-	const char *v[24];
-	int n;
-};
-
-static void args_init(struct args *a, const char *cmdline)
+/* Every failover run logs its counters at exit (--stats). */
+static void fo_args_init(struct vmm_args *a, const char *cmdline)
 {
-	static const char *const base[] = {
-		"pairvisor-vmm", "--memory", "128M", "--vcpus", "2",
-		"--kernel", PV_GUEST_PATH, "--stats", "--cmdline",
-	};
-
-	memset(a, 0, sizeof(*a));
-	for (a->n = 0; a->n < (int)(sizeof(base) / sizeof(base[0])); a->n++)
-		a->v[a->n] = base[a->n];
-	a->v[a->n++] = cmdline;
-}
-
-static void args_add(struct args *a, const char *opt, const char *val)
-{
-	a->v[a->n++] = opt;
-	a->v[a->n++] = val;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static char *img_new(const char *name)
-{
-	char *path = tmpfile_write(name, "", 0);
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
-	CU_ASSERT_EQUAL_FATAL(truncate(path, IMG_SIZE), 0);
-	return path;
+	vmm_args_init(a, cmdline);
+	vmm_args_add(a, "--stats", NULL);
 }
 
 /* FILE,spare=local (one disk per test at a time) */
@@ -273,15 +240,15 @@ static void print_figures(const char *err)
 
 static void test_kill_active(void)
 {
-	char *img = img_new("kill9.img");
+	char *img = img_new("kill9.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2];
-	struct args a;
+	struct vmm_args a;
 	int kills = 0;
 
 	seed_get();
-	args_init(&a, RUNS_LONG);
-	args_add(&a, "--disk", spare_spec(img));
+	fo_args_init(&a, RUNS_LONG);
+	vmm_args_add(&a, "--disk", spare_spec(img));
 	vmm = vmm_start(a.v, NULL);
 	CU_ASSERT_FATAL(vmm > 0);
 	CU_ASSERT(vmm_console_wait("PVTEST blkverify PASS", TIMEOUT_MS));
@@ -316,13 +283,13 @@ static void test_kill_active(void)
 static pid_t start_pair(const char *img, const char *heartbeat,
 			pid_t pids[2])
 {
-	struct args a;
+	struct vmm_args a;
 	pid_t vmm;
 
-	args_init(&a, RUNS_SHORT);
-	args_add(&a, "--disk", spare_spec(img));
+	fo_args_init(&a, RUNS_SHORT);
+	vmm_args_add(&a, "--disk", spare_spec(img));
 	if (heartbeat)
-		args_add(&a, "--heartbeat", heartbeat);
+		vmm_args_add(&a, "--heartbeat", heartbeat);
 	vmm = vmm_start(a.v, NULL);
 	CU_ASSERT_FATAL(vmm > 0);
 	CU_ASSERT(vmm_console_wait("PVTEST blkverify PASS", TIMEOUT_MS));
@@ -336,7 +303,7 @@ static pid_t start_pair(const char *img, const char *heartbeat,
 
 static void test_stop_active(void)
 {
-	char *img = img_new("stop.img");
+	char *img = img_new("stop.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2];
 
@@ -358,7 +325,7 @@ static void test_stop_active(void)
 
 static void test_kill_spare(void)
 {
-	char *img = img_new("spare.img");
+	char *img = img_new("spare.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2];
 
@@ -406,7 +373,7 @@ static bool both_killed_outcome(const struct vmm_result *r)
 
 static void test_kill_both(void)
 {
-	char *img = img_new("both.img");
+	char *img = img_new("both.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2];
 
@@ -423,26 +390,6 @@ static void test_kill_both(void)
 }
 
 /* ---- qcow2, chosen events, fencing by generation, divergence ---- */
-
-static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shell(const char *fmt, ...)
-{
-	char *cmd;
-	va_list ap;
-	int st, n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	printf("$ %s\n", cmd);
-	fflush(stdout);
-	st = system(cmd);
-	free(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* A qcow2 image with 4 KiB clusters: an L2 table maps 2 MiB, a refcount
  * block counts 8 MiB of file. */
@@ -559,13 +506,13 @@ static void test_qcow2_kill(void)
 	struct vmm_result r;
 	char cmdline[64];
 	pid_t vmm, pids[2];
-	struct args a;
+	struct vmm_args a;
 	int kills = 0;
 
 	seed_get();
 	snprintf(cmdline, sizeof(cmdline), "pvtest=blkverify count=%d", Q2_BLOCKS);
-	args_init(&a, cmdline);
-	args_add(&a, "--disk", qcow2_spec(img));
+	fo_args_init(&a, cmdline);
+	vmm_args_add(&a, "--disk", qcow2_spec(img));
 	setenv("PAIRVISOR_FAULT", "grow:8", 1);
 	vmm = vmm_start(a.v, NULL);
 	unsetenv("PAIRVISOR_FAULT");
@@ -604,11 +551,11 @@ static void test_qcow2_kill(void)
 static void run_hooked(struct vmm_result *r, const char *img,
 		       const char *fault, const char *cmdline)
 {
-	struct args a;
+	struct vmm_args a;
 	pid_t vmm;
 
-	args_init(&a, cmdline);
-	args_add(&a, "--disk", spare_spec(img));
+	fo_args_init(&a, cmdline);
+	vmm_args_add(&a, "--disk", spare_spec(img));
 	printf("PAIRVISOR_FAULT=%s\n", fault);
 	setenv("PAIRVISOR_FAULT", fault, 1);
 	vmm = vmm_start(a.v, NULL);
@@ -622,7 +569,7 @@ static void run_hooked(struct vmm_result *r, const char *img,
 /* The hook killed the active once at its event; the spare took over. */
 static void check_event_kill(const char *name, const char *event)
 {
-	char *img = img_new(name), fault[64];
+	char *img = img_new(name, IMG_SIZE), fault[64];
 	struct vmm_result r;
 
 	seed_get();
@@ -659,14 +606,14 @@ static void test_event_completion(void)
  */
 static void test_event_seeding(void)
 {
-	char *img = img_new("ev-seed.img");
+	char *img = img_new("ev-seed.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2];
-	struct args a;
+	struct vmm_args a;
 
 	seed_get();
-	args_init(&a, RUNS_SHORT);
-	args_add(&a, "--disk", spare_spec(img));
+	fo_args_init(&a, RUNS_SHORT);
+	vmm_args_add(&a, "--disk", spare_spec(img));
 	printf("PAIRVISOR_FAULT=seeding:2\n");
 	setenv("PAIRVISOR_FAULT", "seeding:2", 1);
 	vmm = vmm_start(a.v, NULL);
@@ -699,15 +646,15 @@ static void test_event_seeding(void)
  */
 static void test_fence_generation(void)
 {
-	char *img = img_new("fence.img");
+	char *img = img_new("fence.img", IMG_SIZE);
 	struct vmm_result r;
 	pid_t vmm, pids[2], old;
-	struct args a;
+	struct vmm_args a;
 
 	seed_get();
-	args_init(&a, RUNS_SHORT);
-	args_add(&a, "--disk", spare_spec(img));
-	args_add(&a, "--heartbeat", "100,1000");
+	fo_args_init(&a, RUNS_SHORT);
+	vmm_args_add(&a, "--disk", spare_spec(img));
+	vmm_args_add(&a, "--heartbeat", "100,1000");
 	setenv("PAIRVISOR_FAULT", "fence:generation", 1);
 	vmm = vmm_start(a.v, NULL);
 	unsetenv("PAIRVISOR_FAULT");
@@ -745,17 +692,17 @@ static void test_fence_generation(void)
  */
 static void test_divergence(void)
 {
-	char *img = img_new("diverge.img");
+	char *img = img_new("diverge.img", IMG_SIZE);
 	struct vmm_result r;
 	char fault[64];
-	struct args a;
+	struct vmm_args a;
 	pid_t vmm;
 
 	seed_get();
 	snprintf(fault, sizeof(fault), "diverge:%d", 1000 + rand() % 3000);
 	printf("PAIRVISOR_BLKDRV_FAULT=%s\n", fault);
-	args_init(&a, RUNS_TWO);
-	args_add(&a, "--disk", spare_spec(img));
+	fo_args_init(&a, RUNS_TWO);
+	vmm_args_add(&a, "--disk", spare_spec(img));
 	setenv("PAIRVISOR_BLKDRV_FAULT", fault, 1);
 	vmm = vmm_start(a.v, NULL);
 	unsetenv("PAIRVISOR_BLKDRV_FAULT");
@@ -790,13 +737,13 @@ static void test_kill_both_qcow2(void)
 	struct vmm_result r;
 	char cmdline[64];
 	pid_t vmm, pids[2];
-	struct args a;
+	struct vmm_args a;
 	int st;
 
 	seed_get();
 	snprintf(cmdline, sizeof(cmdline), "pvtest=blkverify count=%d", Q2_BLOCKS);
-	args_init(&a, cmdline);
-	args_add(&a, "--disk", qcow2_spec(img));
+	fo_args_init(&a, cmdline);
+	vmm_args_add(&a, "--disk", qcow2_spec(img));
 	vmm = vmm_start(a.v, NULL);
 	CU_ASSERT_FATAL(vmm > 0);
 	CU_ASSERT(wait_seeded(vmm, 1, pids));

@@ -22,26 +22,6 @@
 
 #define TIMEOUT_MS	120000
 
-static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shell(const char *fmt, ...)
-{
-	char *cmd;
-	va_list ap;
-	int st, n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	printf("$ %s\n", cmd);
-	fflush(stdout);
-	st = system(cmd);
-	free(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static char *path_in_tmp(const char *name)
 {
 	char *p;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <CUnit/CUnit.h>
 
 #include "vmmrun.h"
 
@@ -93,7 +96,7 @@ uint32_t crc32_ieee(const void *buf, size_t len)
 	return ~crc;
 }
 
-static void sleep_ms(int ms)
+void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -281,4 +284,53 @@ void vmm_result_free(struct vmm_result *r)
 	free(r->out);
 	free(r->err);
 	r->out = r->err = NULL;
+}
+
+void vmm_args_init(struct vmm_args *a, const char *cmdline)
+{
+	static const char *const base[] = {
+		"pairvisor-vmm", "--memory", "128M", "--vcpus", "2",
+		"--kernel", PV_GUEST_PATH, "--cmdline",
+	};
+
+	memset(a, 0, sizeof(*a));
+	for (a->n = 0; a->n < (int)(sizeof(base) / sizeof(base[0])); a->n++)
+		a->v[a->n] = base[a->n];
+	a->v[a->n++] = cmdline;
+}
+
+void vmm_args_add(struct vmm_args *a, const char *opt, const char *val)
+{
+	/* room for both and the terminating NULL */
+	CU_ASSERT_FATAL(a->n + 3 <= (int)(sizeof(a->v) / sizeof(a->v[0])));
+	a->v[a->n++] = opt;
+	if (val)
+		a->v[a->n++] = val;
+}
+
+int shell(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int st, n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	printf("$ %s\n", cmd);
+	fflush(stdout);
+	st = system(cmd);
+	free(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *img_new(const char *name, off_t size)
+{
+	char *path = tmpfile_write(name, "", 0);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+	CU_ASSERT_EQUAL_FATAL(truncate(path, size), 0);
+	return path;
 }

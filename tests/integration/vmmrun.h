@@ -41,6 +41,22 @@ pid_t vmm_start(const char *const *argv, int *in_fd);
 bool vmm_console_wait(const char *what, int timeout_ms);
 int vmm_finish(struct vmm_result *r, pid_t pid, int timeout_ms);
 
+/* argv for a test-guest VMM: 128M, 2 vCPUs, the test guest, @cmdline. */
+struct vmm_args {
+	const char *v[32];
+	int n;
+};
+
+void vmm_args_init(struct vmm_args *a, const char *cmdline);
+/* Append @opt and, unless NULL, its value @val. */
+void vmm_args_add(struct vmm_args *a, const char *opt, const char *val);
+
+/* Run a shell command (echoed); its exit status, or 128 + signal. */
+int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sleep_ms(int ms);
+/* A fresh sparse file of @size zero bytes in the test's temp dir. */
+char *img_new(const char *name, off_t size);
+
 /* CRC-32 (IEEE 802.3, as zlib's crc32()). */
 uint32_t crc32_ieee(const void *buf, size_t len);
 
