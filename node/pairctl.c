@@ -1,30 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pairctl: the operator's view of pairvisor. `pairctl status [NAME...]`
- * reads each VMM's status service (libqb IPC, control.proto): the VM's
- * state and, per disk, the role table (generation, active and spare
- * driver pids and their builds) and the counters of the guest side, the
- * driver link and host I/O errors. `pairctl resume NAME` (alias cont)
- * resumes a guest an I/O error stopped.
+ * pairctl: the operator's view of pairvisor. Cluster commands go to this
+ * host's pairvisord (pairctl_cluster.c); the commands for one guest's
+ * VMM to its own status service (pairctl_vm.c).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <qb/qbipcc.h>
+#include "pairctl.h"
 
-#include "control.pb-c.h"
-#include "status.h"
-
-static const char pairctl_usage[] =
-"Usage: pairctl status [NAME...]\n"
+const char pctl_usage[] =
+"Usage: pairctl status [--json]\n"
+"       pairctl status NAME...\n"
 "       pairctl resume NAME    (alias: cont)\n"
 "       pairctl switchover NAME [--disk N]\n"
-"status: show the named pairvisor-vmm processes (their --name, or\n"
-"vm<pid>), or every pairvisor-vmm running here when no NAME is given.\n"
+"status: without a NAME, the cluster as this host's pairvisord sees it:\n"
+"hosts and their membership, quorum, fencing (--json: the same for\n"
+"scripts, every field of proto/cluster.proto's ClusterStatus by name);\n"
+"where no pairvisord runs, every pairvisor-vmm running here. With\n"
+"NAMEs, those pairvisor-vmm processes (their --name, or vm<pid>).\n"
 "resume: after an I/O error stopped the guest (werror=stop or enospc,\n"
 "rerror=stop), retry the held requests and run the guest again.\n"
 "switchover: disk N's (default 0) seeded spare takes over as the active,\n"
@@ -35,346 +30,19 @@ static const char pairctl_usage[] =
 "not paused or stopped again; for switchover, had no seeded spare); 2 on\n"
 "a usage error.\n";
 
-static const char pairctl_fields[] =
-"\n"
-"What 'pairctl status' shows: per VM its state (running, or paused by an\n"
-"I/O error under werror=stop), then per disk (counters since the VM\n"
-"started):\n"
-"  roles        the role table. generation: 1 at start, +1 at each\n"
-"               failover or driver restart; active pid: the driver process\n"
-"               whose commands the VMM runs (it alone); spare pid: the hot\n"
-"               spare (spare=local or spare=tcp:), 'a spare starting' (its\n"
-"               pid not known yet), or 'no spare'; build:\n"
-"               the build each driver reported (another build than the\n"
-"               VMM's is fine)\n"
-"    active, spare  each replica's link: where it runs (local, or the\n"
-"               peer host's HOST:PORT) and its pid there, the transport\n"
-"               (unix, tcp, rdma), up, connecting (and authenticating)\n"
-"               or resuming (tcp: the connection was lost, a new one\n"
-"               resumes the session within --link-timeout), the last\n"
-"               ping's round trip, messages and bytes each way, what\n"
-"               waits to be written (tcp: or to be acknowledged);\n"
-"               reconnects: sessions resumed, frames re-sent: written\n"
-"               again on resuming; links to remote spares opened: a\n"
-"               link lost past --link-timeout is a lost spare, seeded\n"
-"               again on a new link; inputs re-sent: on a replica's\n"
-"               request\n"
-"  guest        requests from the guest and how they ended: ok; ioerr: an\n"
-"               I/O error; unsupp: a request type not offered; bad chains:\n"
-"               malformed descriptor chains, answered with an error;\n"
-"               discards: DISCARD requests; write zeroes: WRITE_ZEROES ones\n"
-"  driver       inputs: messages sent to the driver in sequence (requests,\n"
-"               completions of its commands); applied: the last one it\n"
-"               acknowledged; commands executed: device commands the VMM\n"
-"               ran for the active driver; rejected: commands refused as\n"
-"               invalid (outside the image or the request's memory, ...)\n"
-"    stale generation  messages from a driver made under an older\n"
-"               generation (sent before a failover by the old active, or\n"
-"               re-sent), refused: a replaced driver can never write\n"
-"    duplicate ids     commands whose id had already been executed,\n"
-"               skipped: nothing is run twice\n"
-"    malformed  undecodable messages from a driver\n"
-"    driver deaths     times no driver was left (requests then fail)\n"
-"  failover     failovers: spares promoted; executed twice: commands run\n"
-"               twice (must stay 0); last stall: the longest the guest\n"
-"               waited for a completion around the last failover\n"
-"    mirrored   inputs also sent to the spare\n"
-"    spare outputs dropped  the spare's commands and completions, compared\n"
-"               with the active's and then discarded (a spare never acts)\n"
-"    divergences       spare outputs that differed from the active's (the\n"
-"               spare is then dropped and a new one seeded)\n"
-"    spares seeded     spares started from a copy of the active's state;\n"
-"               last pause: how long the active stopped for that copy;\n"
-"               dropped: spares discarded (diverged, lagging, dead)\n"
-"  errors       host I/O errors. werror: the disk's policy for write\n"
-"               errors, rerror: for read errors (as QEMU's); io errors:\n"
-"               device commands that failed on the host;\n"
-"               dependents failed: commands not run because one they\n"
-"               depend on failed\n"
-"    held       commands an error stop held; now: held at this moment,\n"
-"               until 'pairctl resume'; retried: held commands run again on\n"
-"               resume; ignored: failed requests answered OK (=ignore)\n";
-
-static void print_link(const char *role, const Pvctl__LinkStatus *l)
+/* pairctl status [--json]: the cluster, else this host's VMMs. */
+static int pctl_status(bool json)
 {
-	if (!l)
-		return;
-	printf("    %-6s     %s", role, l->where);
-	if (l->pid)
-		printf(" pid %d", l->pid);
-	printf(", %s, %s, rtt %llu us\n", l->transport,
-	       l->state[0] ? l->state : l->up ? "up" : "connecting",
-	       (unsigned long long)l->rtt_us);
-	printf("               sent %llu msgs (%llu bytes), received %llu msgs (%llu bytes), queued %llu bytes\n",
-	       (unsigned long long)l->msgs_sent,
-	       (unsigned long long)l->bytes_sent,
-	       (unsigned long long)l->msgs_recv,
-	       (unsigned long long)l->bytes_recv,
-	       (unsigned long long)l->queued_bytes);
-	if (l->reconnects || l->resent)
-		printf("               reconnects %llu, frames re-sent %llu\n",
-		       (unsigned long long)l->reconnects,
-		       (unsigned long long)l->resent);
-}
+	int err = pctl_cluster_status(json);
 
-static void print_disk(const Pvctl__DiskStatus *d)
-{
-	printf("  disk%u %s (%s%s%s), %llu bytes\n", d->index, d->path,
-	       d->format, d->read_only ? ", read-only" : "",
-	       d->inline_io ? ", inline: no driver" : "",
-	       (unsigned long long)d->capacity_bytes);
-	printf("    roles      generation %u, active pid %d (build %s), ",
-	       d->generation,
-	       d->active_link ? d->active_link->pid : d->active_pid,
-	       *d->active_build ? d->active_build : "unknown");
-	if (d->spare_link && d->spare_link->pid)
-		printf("spare pid %d (build %s)\n", d->spare_link->pid,
-		       *d->spare_build ? d->spare_build : "unknown");
-	else
-		printf(d->spare_link ? "a spare starting\n" : "no spare\n");
-	print_link("active", d->active_link);
-	print_link("spare", d->spare_link);
-	if (d->connects || d->resends)
-		printf("               links to remote spares opened %llu, inputs re-sent %llu\n",
-		       (unsigned long long)d->connects,
-		       (unsigned long long)d->resends);
-	printf("    guest      requests %llu, ok %llu, ioerr %llu, unsupp %llu, bad chains %llu\n",
-	       (unsigned long long)d->requests, (unsigned long long)d->ok,
-	       (unsigned long long)d->ioerr, (unsigned long long)d->unsupp,
-	       (unsigned long long)d->bad_chains);
-	printf("               discards %llu, write zeroes %llu\n",
-	       (unsigned long long)d->discards,
-	       (unsigned long long)d->write_zeroes);
-	printf("    driver     inputs %llu (applied %llu), commands executed %llu, rejected %llu\n",
-	       (unsigned long long)d->inputs,
-	       (unsigned long long)d->applied_seq,
-	       (unsigned long long)d->commands_executed,
-	       (unsigned long long)d->commands_rejected);
-	printf("               stale generation %llu, duplicate ids %llu, malformed %llu, driver deaths %llu\n",
-	       (unsigned long long)d->stale_generation,
-	       (unsigned long long)d->duplicate_ids,
-	       (unsigned long long)d->malformed,
-	       (unsigned long long)d->driver_deaths);
-	printf("    failover   failovers %llu (switchovers %llu), executed twice %llu, last stall %llu us\n",
-	       (unsigned long long)d->failovers,
-	       (unsigned long long)d->switchovers,
-	       (unsigned long long)d->executed_twice,
-	       (unsigned long long)d->last_stall_us);
-	printf("               mirrored %llu, spare outputs dropped %llu, divergences %llu\n",
-	       (unsigned long long)d->mirrored,
-	       (unsigned long long)d->spare_outputs_dropped,
-	       (unsigned long long)d->divergences);
-	printf("               spares seeded %llu (last pause %llu us), dropped %llu\n",
-	       (unsigned long long)d->seeds,
-	       (unsigned long long)d->seed_pause_us,
-	       (unsigned long long)d->spare_drops);
-	printf("    errors     werror=%s rerror=%s, io errors %llu, dependents failed %llu\n",
-	       d->werror, d->rerror, (unsigned long long)d->io_errors,
-	       (unsigned long long)d->dep_failed);
-	printf("               held %llu (now %llu), retried %llu, ignored %llu\n",
-	       (unsigned long long)d->held, (unsigned long long)d->held_now,
-	       (unsigned long long)d->retried, (unsigned long long)d->ignored);
-}
-
-static void print_vm(const Pvctl__VmStatus *st)
-{
-	printf("vm %s: %s, pid %d, %u vCPUs, %llu MiB, %zu disk%s\n",
-	       st->name, st->state, st->pid, st->vcpus,
-	       (unsigned long long)(st->memory_bytes >> 20), st->n_disks,
-	       st->n_disks == 1 ? "" : "s");
-	if (*st->pause_reason)
-		printf("  paused on an I/O error: %s\n"
-		       "  (free space or fix the device, then: pairctl resume %s)\n",
-		       st->pause_reason, st->name);
-	for (size_t i = 0; i < st->n_disks; i++)
-		print_disk(st->disks[i]);
-}
-
-/*
- * Send request @id to VM @name; the reply (header and body) lands in
- * @buf. Its length, or -errno with a message on stderr.
- */
-static ssize_t ctl_ask(const char *name, int32_t id, const void *body,
-		       size_t blen, uint8_t *buf, size_t cap)
-{
-	struct qb_ipc_request_header req = {
-		.id = id, .size = (int32_t)(sizeof(req) + blen) };
-	struct qb_ipc_response_header *res = (void *)buf;
-	struct iovec iov[2] = { { &req, sizeof(req) },
-				{ (void *)body, blen } };
-	qb_ipcc_connection_t *c;
-	char svc[128];
-	ssize_t n;
-
-	snprintf(svc, sizeof(svc), "%s%s", PV_STATUS_SERVICE_PREFIX, name);
-	c = qb_ipcc_connect(svc, cap);
-	if (!c) {
-		fprintf(stderr, "pairctl: vm %s: not running (no service %s)\n",
-			name, svc);
-		return -ENOENT;
+	if (err != -ENOENT)
+		return err ? 1 : 0;
+	if (json) {
+		fprintf(stderr, "pairctl: no pairvisord runs on this host\n");
+		return 1;
 	}
-	n = qb_ipcc_sendv_recv(c, iov, blen ? 2 : 1, buf, cap, 5000);
-	qb_ipcc_disconnect(c);
-	if (n < (ssize_t)sizeof(*res) || res->size != n) {
-		fprintf(stderr, "pairctl: vm %s: bad reply (%zd bytes)\n",
-			name, n);
-		return -EPROTO;
-	}
-	return n;
-}
-
-/* Ask VM @name; 0 or -errno (with a message on stderr). */
-static int status_one(const char *name)
-{
-	static uint8_t buf[PV_STATUS_MSG_MAX];
-	struct qb_ipc_response_header *res = (void *)buf;
-	Pvctl__VmStatus *st;
-	ssize_t n;
-
-	n = ctl_ask(name, PVCTL_STATUS, NULL, 0, buf, sizeof(buf));
-	if (n < 0)
-		return n;
-	if (res->error) {
-		fprintf(stderr, "pairctl: vm %s: status refused: %s\n", name,
-			strerror(-res->error));
-		return -EPROTO;
-	}
-	st = pvctl__vm_status__unpack(NULL, n - sizeof(*res), buf + sizeof(*res));
-	if (!st) {
-		fprintf(stderr, "pairctl: vm %s: undecodable status\n", name);
-		return -EPROTO;
-	}
-	print_vm(st);
-	pvctl__vm_status__free_unpacked(st, NULL);
-	return 0;
-}
-
-/* pairctl resume NAME: 0, or -errno with the reason on stderr. */
-static int resume_one(const char *name)
-{
-	uint8_t buf[sizeof(struct qb_ipc_response_header) + 64];
-	struct qb_ipc_response_header *res = (void *)buf;
-	ssize_t n = ctl_ask(name, PVCTL_RESUME, NULL, 0, buf, sizeof(buf));
-
-	if (n < 0)
-		return n;
-	switch (res->error) {
-	case 0:
-		printf("vm %s: resumed\n", name);
-		return 0;
-	case -EALREADY:
-		fprintf(stderr, "pairctl: vm %s: not paused\n", name);
-		break;
-	case -EAGAIN:
-		fprintf(stderr, "pairctl: vm %s: a held request failed again: still paused (pairctl status %s)\n",
-			name, name);
-		break;
-	default:
-		fprintf(stderr, "pairctl: vm %s: resume refused: %s\n", name,
-			strerror(-res->error));
-	}
-	return res->error;
-}
-
-/* pairctl switchover NAME [--disk N]: 0, or -errno with the reason. */
-static int switchover_one(const char *name, uint32_t disk)
-{
-	uint8_t buf[sizeof(struct qb_ipc_response_header) + 64];
-	struct qb_ipc_response_header *res = (void *)buf;
-	ssize_t n = ctl_ask(name, PVCTL_SWITCHOVER, &disk, sizeof(disk), buf,
-			    sizeof(buf));
-
-	if (n < 0)
-		return n;
-	switch (res->error) {
-	case 0:
-		printf("vm %s: disk%u: the spare took over (pairctl status %s)\n",
-		       name, disk, name);
-		return 0;
-	case -EAGAIN:
-		fprintf(stderr, "pairctl: vm %s: disk%u has no seeded spare to take over\n",
-			name, disk);
-		break;
-	case -ENOENT:
-		fprintf(stderr, "pairctl: vm %s: no disk%u\n", name, disk);
-		break;
-	case -EBUSY:
-		fprintf(stderr, "pairctl: vm %s: disk%u is failing over or restarting: try again\n",
-			name, disk);
-		break;
-	default:
-		fprintf(stderr, "pairctl: vm %s: switchover refused: %s\n",
-			name, strerror(-res->error));
-	}
-	return res->error;
-}
-
-static int switchover_cmd(int argc, char **argv)
-{
-	unsigned long disk = 0;
-	char *end = NULL;
-
-	if (argc == 5 && !strcmp(argv[3], "--disk")) {
-		errno = 0;
-		disk = strtoul(argv[4], &end, 10);
-	}
-	if ((argc != 3 && argc != 5) || (argc == 5 && (!end || *end ||
-	    errno || argv[4][0] < '0' || argv[4][0] > '9' || disk > 7))) {
-		fprintf(stderr, "pairctl: switchover wants NAME [--disk N], N from 0 to 7\n%s",
-			pairctl_usage);
-		return 2;
-	}
-	return switchover_one(argv[2], (uint32_t)disk) ? 1 : 0;
-}
-
-/* The --name of a pairvisor-vmm command line, or "vm<pid>". */
-static int vm_name_of(const char *pid, char *name, size_t len)
-{
-	char path[64], cmd[4096];
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(cmd, 1, sizeof(cmd) - 1, f);
-	fclose(f);
-	cmd[n] = '\0';
-	if (!n || strcmp(strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd,
-			 "pairvisor-vmm"))
-		return -1;
-	snprintf(name, len, "vm%s", pid);
-	for (size_t i = 0; i < n; i += strlen(cmd + i) + 1) {
-		if (!strcmp(cmd + i, "--name") && i + 6 < n)
-			snprintf(name, len, "%s", cmd + i + 7);
-		else if (!strncmp(cmd + i, "--name=", 7))
-			snprintf(name, len, "%s", cmd + i + 7);
-	}
-	return 0;
-}
-
-static int status_all(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int found = 0, err = 0;
-	char name[128];
-
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] < '0' || e->d_name[0] > '9' ||
-		    vm_name_of(e->d_name, name, sizeof(name)))
-			continue;
-		found++;
-		if (status_one(name))
-			err = -EIO;
-	}
-	closedir(d);
-	if (!found)
-		printf("no pairvisor-vmm running\n");
-	return err;
+	printf("no pairvisord runs on this host: its pairvisor-vmm processes\n");
+	return pctl_vm_status_all() ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -382,31 +50,35 @@ int main(int argc, char **argv)
 	int err = 0;
 
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(pairctl_usage, stdout);
-		fputs(pairctl_fields, stdout);
+		fputs(pctl_usage, stdout);
+		fputs(pctl_vm_fields, stdout);
 		return 0;
 	}
 	if (argc >= 2 && (!strcmp(argv[1], "resume") ||
 			  !strcmp(argv[1], "cont"))) {
 		if (argc != 3) {
 			fprintf(stderr, "pairctl: %s wants one NAME\n%s",
-				argv[1], pairctl_usage);
+				argv[1], pctl_usage);
 			return 2;
 		}
-		return resume_one(argv[2]) ? 1 : 0;
+		return pctl_vm_resume(argv[2]) ? 1 : 0;
 	}
 	if (argc >= 2 && !strcmp(argv[1], "switchover"))
-		return switchover_cmd(argc, argv);
+		return pctl_vm_switchover(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "status")) {
 		fprintf(stderr, "pairctl: %s%s\n%sTry 'pairctl --help'.\n",
 			argc < 2 ? "missing command" : "unknown command: ",
-			argc < 2 ? "" : argv[1], pairctl_usage);
+			argc < 2 ? "" : argv[1], pctl_usage);
 		return 2;
 	}
-	if (argc == 2)
-		return status_all() ? 1 : 0;
+	if (argc == 2 || (argc == 3 && !strcmp(argv[2], "--json")))
+		return pctl_status(argc == 3);
+	if (!strcmp(argv[2], "--json")) {
+		fprintf(stderr, "pairctl: status --json takes no NAME: it shows the cluster\n");
+		return 2;
+	}
 	for (int i = 2; i < argc; i++)
-		if (status_one(argv[i]))
+		if (pctl_vm_status(argv[i]))
 			err = 1;
 	return err;
 }

@@ -19,6 +19,7 @@
 
 #include "control.pb-c.h"
 #include "devswitch.h"
+#include "ipcs_loop.h"
 #include "status.h"
 #include "virtio_blk.h"
 #include "vm.h"
@@ -29,37 +30,6 @@ struct status_server {
 	uint64_t requests, bad_requests;
 	uint8_t buf[PV_STATUS_MSG_MAX];
 };
-
-/*
- * libqb's poll handlers for an IPC service carry no context, so the loop
- * they add to is bound here, once per process, by status_start().
- */
-static qb_loop_t *status_loop;
-
-static int32_t st_job_add(enum qb_loop_priority p, void *data,
-			  qb_loop_job_dispatch_fn fn)
-{
-	return qb_loop_job_add(status_loop, p, data, fn);
-}
-
-static int32_t st_dispatch_add(enum qb_loop_priority p, int32_t fd,
-			       int32_t evts, void *data,
-			       qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_add(status_loop, p, fd, evts, data, fn);
-}
-
-static int32_t st_dispatch_mod(enum qb_loop_priority p, int32_t fd,
-			       int32_t evts, void *data,
-			       qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_mod(status_loop, p, fd, evts, data, fn);
-}
-
-static int32_t st_dispatch_del(int32_t fd)
-{
-	return qb_loop_poll_del(status_loop, fd);
-}
 
 void status_service_name(const struct vm *vm, char *name, size_t len)
 {
@@ -288,18 +258,10 @@ int status_start(struct vm *vm, struct status_server **out)
 		.connection_accept = st_accept,
 		.msg_process = st_msg,
 	};
-	static struct qb_ipcs_poll_handlers poll = {
-		.job_add = st_job_add,
-		.dispatch_add = st_dispatch_add,
-		.dispatch_mod = st_dispatch_mod,
-		.dispatch_del = st_dispatch_del,
-	};
 	struct status_server *s;
 	char name[128];
 	int err;
 
-	if (status_loop && status_loop != vm->loop)
-		return -EBUSY;		/* one status service per process */
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -310,12 +272,10 @@ int status_start(struct vm *vm, struct status_server **out)
 		free(s);
 		return -ENOMEM;
 	}
-	status_loop = vm->loop;
 	qb_ipcs_service_context_set(s->svc, s);
-	qb_ipcs_poll_handlers_set(s->svc, &poll);
-	err = qb_ipcs_run(s->svc);
+	err = pv_ipcs_run(s->svc, vm->loop);
 	if (err) {
-		/* qb_ipcs_run() has already dropped the service */
+		/* pv_ipcs_run() has already dropped the service */
 		if (err == -EADDRINUSE)
 			qb_log(LOG_ERR, "--name %s: another pairvisor-vmm took this name",
 			       name + strlen(PV_STATUS_SERVICE_PREFIX));
@@ -323,7 +283,6 @@ int status_start(struct vm *vm, struct status_server **out)
 			qb_log(LOG_ERR, "status service %s: %s", name,
 			       strerror(-err));
 		free(s);
-		status_loop = NULL;
 		return err;
 	}
 	*out = s;
@@ -336,5 +295,5 @@ void status_stop(struct status_server *s)
 		return;
 	qb_ipcs_destroy(s->svc);
 	free(s);
-	status_loop = NULL;
+	pv_ipcs_unbind();
 }

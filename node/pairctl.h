@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* pairctl's parts: the cluster's commands and one VMM's. */
+#ifndef PV_PAIRCTL_H
+#define PV_PAIRCTL_H
+
+#include <stdbool.h>
+
+extern const char pctl_usage[];
+extern const char pctl_vm_fields[];
+
+/* pairctl_vm.c: each returns 0 or -errno (said on stderr) */
+int pctl_vm_status(const char *name);
+int pctl_vm_status_all(void);
+int pctl_vm_resume(const char *name);
+/* pairctl switchover NAME [--disk N]: an exit status */
+int pctl_vm_switchover(int argc, char **argv);
+
+/* pairctl_cluster.c */
+/*
+ * pairctl status [--json] without a NAME: the cluster, from this host's
+ * pairvisord. -ENOENT (nothing said) when no pairvisord runs here.
+ */
+int pctl_cluster_status(bool json);
+
+#endif

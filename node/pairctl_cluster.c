@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairctl's cluster commands, answered by this host's pairvisord over
+ * libqb IPC (proto/cluster.proto): a table for people, --json for
+ * scripts (the Reply's fields by their .proto names, pbjson.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <qb/qbipcc.h>
+
+#include "cluster.pb-c.h"
+#include "pairctl.h"
+#include "pairvisord_ipc.h"
+#include "pbjson.h"
+
+#define PCTL_TIMEOUT_MS		10000
+
+/*
+ * Send @req to pairvisord; its Reply in @out. 0, -ENOENT when no
+ * pairvisord runs here (nothing said), else -errno with the reason on
+ * stderr.
+ */
+static int pctl_ask(const Pvcl__Request *req, Pvcl__Reply **out)
+{
+	static uint8_t buf[PVD_MSG_MAX];
+	struct qb_ipc_request_header *h = (void *)buf;
+	struct qb_ipc_response_header *res = (void *)buf;
+	size_t len = pvcl__request__get_packed_size(req);
+	qb_ipcc_connection_t *c;
+	ssize_t n;
+
+	if (sizeof(*h) + len > sizeof(buf))
+		return -EMSGSIZE;
+	c = qb_ipcc_connect(PVD_SERVICE, PVD_MSG_MAX);
+	if (!c && (errno == EACCES || errno == EPERM)) {
+		fprintf(stderr, "pairctl: pairvisord refused the connection: root or the group in pairvisor.conf's ipc_group only\n");
+		return -EACCES;
+	}
+	if (!c)
+		return -ENOENT;
+	h->id = PVD_REQUEST;
+	h->size = (int32_t)(sizeof(*h) + len);
+	pvcl__request__pack(req, buf + sizeof(*h));
+	n = qb_ipcc_send(c, buf, h->size);
+	if (n >= 0)
+		n = qb_ipcc_recv(c, buf, sizeof(buf), PCTL_TIMEOUT_MS);
+	qb_ipcc_disconnect(c);
+	if (n < 0) {
+		fprintf(stderr, "pairctl: pairvisord did not answer: %s\n",
+			strerror((int)-n));
+		return (int)n;
+	}
+	if (n < (ssize_t)sizeof(*res) || res->size != n) {
+		fprintf(stderr, "pairctl: pairvisord: bad reply (%zd bytes)\n", n);
+		return -EPROTO;
+	}
+	if (res->error) {
+		fprintf(stderr, "pairctl: pairvisord refused the request: %s\n",
+			strerror(-res->error));
+		return res->error;
+	}
+	*out = pvcl__reply__unpack(NULL, n - sizeof(*res), buf + sizeof(*res));
+	if (!*out) {
+		fprintf(stderr, "pairctl: pairvisord: undecodable reply\n");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void pctl_print_quorum(const Pvcl__QuorumStatus *q)
+{
+	printf("quorum:   %s, votes %u of %u expected, %u needed%s%s\n",
+	       q->quorate ? "quorate" : "NOT QUORATE", q->total_votes,
+	       q->expected_votes, q->quorum, q->two_node ? ", two_node" : "",
+	       q->wait_for_all ? ", wait_for_all" : "");
+	if (q->qdevice)
+		printf("          quorum device %s: %s, %s\n",
+		       *q->qdevice_name ? q->qdevice_name : "(unnamed)",
+		       q->qdevice_alive ? "alive" : "NOT ALIVE",
+		       q->qdevice_vote ? "votes for this host" :
+		       "does not vote for this host");
+	else
+		printf("          no quorum device\n");
+}
+
+static void pctl_print_fence(const Pvcl__FenceStatus *f)
+{
+	if (!*f->agent) {
+		printf("fencing:  none configured\n");
+		return;
+	}
+	printf("fencing:  %s, %s%s%s, delay %u ms, peers fenced %llu\n",
+	       f->agent, f->state, *f->detail ? ": " : "", f->detail,
+	       f->delay_ms, (unsigned long long)f->fencings);
+}
+
+static void pctl_print_hosts(const Pvcl__ClusterStatus *st)
+{
+	printf("hosts:\n  %-12s %-6s %-10s %-18s %s\n", "NAME", "NODE",
+	       "COROSYNC", "PAIRVISORD", "ADDRESS / BUILD");
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const Pvcl__HostStatus *h = st->hosts[i];
+		char node[16], daemon[32];
+
+		snprintf(node, sizeof(node), h->nodeid ? "%u" : "-", h->nodeid);
+		if (h->daemon)
+			snprintf(daemon, sizeof(daemon), "up, pid %d",
+				 h->daemon_pid);
+		else
+			snprintf(daemon, sizeof(daemon), "down");
+		printf("  %-12s %-6s %-10s %-18s %s\n", h->name, node,
+		       h->member ? "member" : h->nodeid ? "LOST" : "unknown",
+		       daemon, h->address);
+		printf("  %-12s %-6s %-10s %-18s %s\n",
+		       h->local ? "(this host)" : "", "", "", "",
+		       *h->build ? h->build : "-");
+	}
+}
+
+static void pctl_print_status(const Pvcl__ClusterStatus *st)
+{
+	printf("cluster:  answered by host %s; corosync %s\n", st->local_host,
+	       st->corosync ? "connected" : "NOT CONNECTED (retrying)");
+	pctl_print_quorum(st->quorum);
+	pctl_print_fence(st->fence);
+	pctl_print_hosts(st);
+	printf("counters: ipc requests %llu, refused %llu (no permission), malformed %llu;\n"
+	       "          cpg messages dropped %llu; corosync connections %llu\n",
+	       (unsigned long long)st->ipc_requests,
+	       (unsigned long long)st->ipc_refused,
+	       (unsigned long long)st->ipc_bad_requests,
+	       (unsigned long long)st->cpg_bad_messages,
+	       (unsigned long long)st->corosync_connects);
+}
+
+int pctl_cluster_status(bool json)
+{
+	Pvcl__Request req = PVCL__REQUEST__INIT;
+	Pvcl__StatusRequest sr = PVCL__STATUS_REQUEST__INIT;
+	Pvcl__Reply *r = NULL;
+	int err;
+
+	req.req_case = PVCL__REQUEST__REQ_STATUS;
+	req.status = &sr;
+	err = pctl_ask(&req, &r);
+	if (err)
+		return err;
+	if (!r->status) {
+		fprintf(stderr, "pairctl: pairvisord sent no status\n");
+		err = -EPROTO;
+	} else if (json) {
+		struct json_object *o = pv_pb_to_json(&r->status->base);
+
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else {
+		pctl_print_status(r->status);
+	}
+	pvcl__reply__free_unpacked(r, NULL);
+	return err;
+}

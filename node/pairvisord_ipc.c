@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairvisord's IPC service (libqb, "pairvisord"; proto/cluster.proto):
+ * who may connect (root, the daemon's own user, members of ipc_group),
+ * and the answer to each request. A request that does not unpack or asks
+ * for something unknown gets an error and is counted; it never reaches
+ * the cluster's state.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <corosync/votequorum.h>
+#include <qb/qbipcs.h>
+#include <qb/qblog.h>
+
+#include "cluster.pb-c.h"
+#include "ipcs_loop.h"
+#include "pairvisord.h"
+
+struct pvd_ipc {
+	qb_ipcs_service_t *svc;
+	uint8_t buf[PVD_MSG_MAX];
+};
+
+/* Is user @uid in group @gid, as its primary or a supplementary group? */
+static bool pvd_in_group(uid_t uid, gid_t pgid, gid_t gid)
+{
+	struct passwd *pw = getpwuid(uid);
+	gid_t groups[256];
+	int n = 256;
+
+	if (pgid == gid)
+		return true;
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+static int32_t pvd_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
+{
+	struct pvd *d = qb_ipcs_connection_service_context_get(c);
+
+	if (uid == 0 || uid == geteuid() ||
+	    (d->has_group && pvd_in_group(uid, gid, d->ipc_gid)))
+		return 0;
+	d->stats.ipc_refused++;
+	qb_log(LOG_WARNING, "ipc: refused uid %u: not root%s%s", uid,
+	       d->has_group ? " nor in group " : "",
+	       d->has_group ? d->cfg.ipc_group : "");
+	return -EACCES;
+}
+
+/* Room for the parts of a ClusterStatus, alive until it is packed. */
+struct pvd_status_buf {
+	Pvcl__ClusterStatus st;
+	Pvcl__QuorumStatus q;
+	Pvcl__FenceStatus f;
+	Pvcl__HostStatus h[PV_HOSTS];
+	Pvcl__HostStatus *hp[PV_HOSTS];
+	struct pv_memb_quorum mq;
+};
+
+static void pvd_status_quorum(struct pvd *d, struct pvd_status_buf *b)
+{
+	Pvcl__QuorumStatus *q = &b->q;
+	uint32_t f;
+
+	pv_memb_quorum(d->memb, &b->mq);
+	f = b->mq.flags;
+	pvcl__quorum_status__init(q);
+	q->quorate = b->mq.quorate;
+	q->total_votes = b->mq.total_votes;
+	q->expected_votes = b->mq.expected_votes;
+	q->quorum = b->mq.quorum;
+	q->two_node = f & VOTEQUORUM_INFO_TWONODE;
+	q->wait_for_all = f & VOTEQUORUM_INFO_WAIT_FOR_ALL;
+	q->qdevice = f & VOTEQUORUM_INFO_QDEVICE_REGISTERED;
+	q->qdevice_alive = f & VOTEQUORUM_INFO_QDEVICE_ALIVE;
+	q->qdevice_vote = f & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE;
+	q->qdevice_name = b->mq.qdevice_name;
+	b->st.quorum = q;
+}
+
+static void pvd_status_hosts(struct pvd *d, struct pvd_status_buf *b)
+{
+	for (int i = 0; i < PV_HOSTS; i++) {
+		struct pv_host *h = &d->hosts.h[i];
+		Pvcl__HostStatus *hs = &b->h[i];
+
+		pvcl__host_status__init(hs);
+		hs->name = h->name;
+		hs->nodeid = h->nodeid;
+		hs->local = h->local;
+		hs->member = h->nodeid && pv_memb_node_up(d->memb, h->nodeid);
+		hs->daemon = h->pid != 0;
+		hs->daemon_pid = (int32_t)h->pid;
+		hs->build = h->build;
+		hs->address = h->address;
+		b->hp[i] = hs;
+	}
+	b->st.n_hosts = PV_HOSTS;
+	b->st.hosts = b->hp;
+}
+
+static void pvd_status_fence(struct pvd *d, struct pvd_status_buf *b)
+{
+	pvcl__fence_status__init(&b->f);
+	b->f.agent = d->cfg.fence_agent ? d->cfg.fence_agent : "";
+	b->f.state = d->cfg.fence_agent ? "unchecked" : "";
+	b->f.delay_ms = d->cfg.fence_delay_ms;
+	b->st.fence = &b->f;
+}
+
+/* The Reply to a status request, packed after the header. */
+static int pvd_status(struct pvd *d, void *buf, size_t cap)
+{
+	struct pvd_status_buf b;
+	Pvcl__Reply r = PVCL__REPLY__INIT;
+
+	pvcl__cluster_status__init(&b.st);
+	b.st.local_host = d->hosts.h[0].name;
+	b.st.corosync = pv_memb_connected(d->memb);
+	b.st.build = d->hosts.h[0].build;
+	b.st.corosync_connects = pv_memb_connects(d->memb);
+	b.st.ipc_requests = d->stats.ipc_requests;
+	b.st.ipc_bad_requests = d->stats.ipc_bad;
+	b.st.ipc_refused = d->stats.ipc_refused;
+	b.st.cpg_bad_messages = d->hosts.bad_messages;
+	pvd_status_quorum(d, &b);
+	pvd_status_hosts(d, &b);
+	pvd_status_fence(d, &b);
+	r.status = &b.st;
+	if (pvcl__reply__get_packed_size(&r) > cap)
+		return -EMSGSIZE;
+	return (int)pvcl__reply__pack(&r, buf);
+}
+
+/* Bytes of Reply at @out, or -errno for a bare error header. */
+static int pvd_answer(struct pvd *d, const void *body, size_t len,
+		      void *out, size_t cap)
+{
+	Pvcl__Request *req = pvcl__request__unpack(NULL, len, body);
+	int n;
+
+	if (!req)
+		return -EBADMSG;
+	switch (req->req_case) {
+	case PVCL__REQUEST__REQ_STATUS:
+		n = pvd_status(d, out, cap);
+		break;
+	default:
+		n = -EOPNOTSUPP;
+	}
+	pvcl__request__free_unpacked(req, NULL);
+	return n;
+}
+
+static int32_t pvd_msg(qb_ipcs_connection_t *c, void *data, size_t size)
+{
+	struct pvd *d = qb_ipcs_connection_service_context_get(c);
+	const struct qb_ipc_request_header *req = data;
+	struct qb_ipc_response_header *res = (void *)d->ipc->buf;
+	size_t hlen = sizeof(*res);
+	int n = -EBADMSG;
+
+	d->stats.ipc_requests++;
+	if (size >= sizeof(*req) && req->size == (int32_t)size &&
+	    req->id == PVD_REQUEST)
+		n = pvd_answer(d, req + 1, size - sizeof(*req),
+			       d->ipc->buf + hlen, sizeof(d->ipc->buf) - hlen);
+	if (n == -EBADMSG || n == -EOPNOTSUPP) {
+		d->stats.ipc_bad++;
+		qb_log(LOG_WARNING, "ipc: %s request refused (%zu bytes)",
+		       n == -EBADMSG ? "a malformed" : "an unknown", size);
+	}
+	res->id = size >= sizeof(*req) ? req->id : 0;
+	res->error = n < 0 ? n : 0;
+	res->size = hlen + (n < 0 ? 0 : n);
+	if (qb_ipcs_response_send(c, d->ipc->buf, res->size) < 0)
+		qb_log(LOG_WARNING, "ipc: reply not sent");
+	return 0;
+}
+
+int pvd_ipc_start(struct pvd *d)
+{
+	static struct qb_ipcs_service_handlers handlers = {
+		.connection_accept = pvd_accept,
+		.msg_process = pvd_msg,
+	};
+	struct pvd_ipc *ipc = calloc(1, sizeof(*ipc));
+	int err;
+
+	if (!ipc)
+		return -ENOMEM;
+	ipc->svc = qb_ipcs_create(PVD_SERVICE, 0, QB_IPC_SOCKET, &handlers);
+	if (!ipc->svc) {
+		free(ipc);
+		return -ENOMEM;
+	}
+	qb_ipcs_service_context_set(ipc->svc, d);
+	/* a client asking for larger buffers does not get them */
+	qb_ipcs_enforce_buffer_size(ipc->svc, PVD_MSG_MAX);
+	err = pv_ipcs_run(ipc->svc, d->loop);
+	if (err) {
+		qb_log(LOG_ERR, "ipc service %s: %s%s", PVD_SERVICE,
+		       strerror(-err), err == -EADDRINUSE ?
+		       " (another pairvisord runs on this host)" : "");
+		free(ipc);
+		return err;
+	}
+	d->ipc = ipc;
+	return 0;
+}
+
+void pvd_ipc_stop(struct pvd *d)
+{
+	if (!d->ipc)
+		return;
+	qb_ipcs_destroy(d->ipc->svc);
+	free(d->ipc);
+	d->ipc = NULL;
+	pv_ipcs_unbind();
+}
