@@ -335,8 +335,8 @@ int pv_memb_create(qb_loop_t *loop, const char *group,
 	m->arg = arg;
 	memcpy(m->group.value, group, n + 1);
 	m->group.length = n;
+	*out = m;		/* the callbacks of the connection may use it */
 	memb_connect(m);
-	*out = m;
 	return 0;
 }
 

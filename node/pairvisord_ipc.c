@@ -7,8 +7,6 @@
  * the cluster's state.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,29 +26,50 @@ struct pvd_ipc {
 	uint8_t buf[PVD_MSG_MAX];
 };
 
-/* Is user @uid in group @gid, as its primary or a supplementary group? */
-static bool pvd_in_group(uid_t uid, gid_t pgid, gid_t gid)
+/*
+ * Does client @pid hold group @gid, as its primary or a supplementary
+ * group? Its credentials as they are (/proc/PID/status), not as the
+ * account database would give them: like a file's group permission.
+ */
+static bool pvd_holds_group(pid_t pid, gid_t pgid, gid_t gid)
 {
-	struct passwd *pw = getpwuid(uid);
-	gid_t groups[256];
-	int n = 256;
+	char path[64], line[1024];
+	bool found = false;
+	FILE *f;
 
 	if (pgid == gid)
 		return true;
-	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-		return false;
-	for (int i = 0; i < n; i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == gid)
+				found = true;
+			p = end;
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return found;
 }
 
 static int32_t pvd_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
 	struct pvd *d = qb_ipcs_connection_service_context_get(c);
+	struct qb_ipcs_connection_stats st;
 
+	qb_ipcs_connection_stats_get(c, &st, QB_FALSE);
 	if (uid == 0 || uid == geteuid() ||
-	    (d->has_group && pvd_in_group(uid, gid, d->ipc_gid)))
+	    (d->has_group && pvd_holds_group(st.client_pid, gid, d->ipc_gid)))
 		return 0;
 	d->stats.ipc_refused++;
 	qb_log(LOG_WARNING, "ipc: refused uid %u: not root%s%s", uid,
@@ -173,14 +192,17 @@ static int32_t pvd_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	int n = -EBADMSG;
 
 	d->stats.ipc_requests++;
-	if (size >= sizeof(*req) && req->size == (int32_t)size &&
-	    req->id == PVD_REQUEST)
+	if (size > PVD_MSG_MAX)
+		n = -EMSGSIZE;
+	else if (size >= sizeof(*req) && req->size == (int32_t)size &&
+		 req->id == PVD_REQUEST)
 		n = pvd_answer(d, req + 1, size - sizeof(*req),
 			       d->ipc->buf + hlen, sizeof(d->ipc->buf) - hlen);
-	if (n == -EBADMSG || n == -EOPNOTSUPP) {
+	if (n == -EBADMSG || n == -EOPNOTSUPP || n == -EMSGSIZE) {
 		d->stats.ipc_bad++;
 		qb_log(LOG_WARNING, "ipc: %s request refused (%zu bytes)",
-		       n == -EBADMSG ? "a malformed" : "an unknown", size);
+		       n == -EBADMSG ? "a malformed" : n == -EMSGSIZE ?
+		       "an oversized" : "an unknown", size);
 	}
 	res->id = size >= sizeof(*req) ? req->id : 0;
 	res->error = n < 0 ? n : 0;

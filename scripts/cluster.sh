@@ -10,9 +10,13 @@
 #   cluster.sh status            what runs on each host, and pairctl status
 #   cluster.sh exec HOST CMD...  run CMD on HOST (the build's bin/ first in
 #                                PATH): cluster.sh exec a pairctl status
-#   cluster.sh kill HOST         end every process of HOST at once, as a
-#                                power loss would
-#   cluster.sh start HOST        boot HOST again: Corosync, then pairvisord
+#   cluster.sh kill HOST [PROG]  end every process of HOST at once, as a
+#                                power loss would (PROG: only corosync or
+#                                pairvisord, with SIGKILL)
+#   cluster.sh start HOST [PROG] boot HOST again: Corosync, then pairvisord
+#                                (PROG: only that one)
+#   cluster.sh stop HOST PROG    stop corosync or pairvisord of HOST
+#                                (SIGTERM), as systemctl stop would
 #   cluster.sh partition         cut the link between a and b
 #   cluster.sh heal              restore it
 #   cluster.sh wait HOST COND [SECONDS]  until pairctl status --json on
@@ -156,18 +160,47 @@ create() {
 	done
 }
 
-# start_host HOST: Corosync with a private /run (two on one machine),
-# then pairvisord; each in its own session, logs in $dir/HOST/log.
-start_host() {
+# start_prog HOST PROG: Corosync with a private /run (two on one
+# machine), or pairvisord; in its own session, its log in $dir/HOST/log.
+start_prog() {
 	h=$1
 	[ -d "$dir/$h" ] || die "no cluster $id here: cluster.sh up first"
-	running "$h" corosync && die "host $h is running: kill it first"
-	setsid ip netns exec "$(ns "$h")" sh -c \
-		'mount --bind "$1/run" /run && exec corosync -f -c "$1/corosync.conf"' \
-		sh "$dir/$h" >>"$dir/$h/log/corosync.log" 2>&1 </dev/null &
-	setsid ip netns exec "$(ns "$h")" "$bin/pairvisord" \
-		--config "$dir/$h/pairvisor.conf" \
-		>>"$dir/$h/log/pairvisord.log" 2>&1 </dev/null &
+	running "$h" "$2" && die "host $h: $2 is running already"
+	case $2 in
+	corosync)
+		setsid ip netns exec "$(ns "$h")" sh -c \
+			'mount --bind "$1/run" /run && exec corosync -f -c "$1/corosync.conf"' \
+			sh "$dir/$h" >>"$dir/$h/log/corosync.log" 2>&1 </dev/null &
+		;;
+	pairvisord)
+		setsid ip netns exec "$(ns "$h")" "$bin/pairvisord" \
+			--config "$dir/$h/pairvisor.conf" \
+			>>"$dir/$h/log/pairvisord.log" 2>&1 </dev/null &
+		;;
+	*)
+		die "no program $2 on a host (corosync, pairvisord)"
+		;;
+	esac
+}
+
+start_host() {
+	start_prog "$1" corosync
+	start_prog "$1" pairvisord
+}
+
+# signal_prog HOST PROG SIG: signal PROG of HOST, wait until it is gone
+signal_prog() {
+	for p in $(ip netns pids "$(ns "$1")" 2>/dev/null); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] &&
+			kill "-$3" "$p" 2>/dev/null
+	done
+	i=0
+	while running "$1" "$2"; do
+		[ $i -lt 100 ] || die "host $1: $2 did not stop in 10 s"
+		sleep 0.1
+		i=$((i + 1))
+	done
+	clean_shm
 }
 
 # running HOST PROG: is PROG among HOST's processes?
@@ -307,14 +340,27 @@ exec)
 	in_host "$h" env PATH="$bin:$PATH" "$@"
 	;;
 kill)
-	[ $# -eq 1 ] || die "kill wants HOST"
+	[ $# -eq 1 ] || [ $# -eq 2 ] || die "kill wants HOST [PROG]"
 	addr "$1" >/dev/null
-	kill_host "$1"
+	if [ $# -eq 2 ]; then
+		signal_prog "$1" "$2" KILL
+	else
+		kill_host "$1"
+	fi
 	;;
 start)
-	[ $# -eq 1 ] || die "start wants HOST"
+	[ $# -eq 1 ] || [ $# -eq 2 ] || die "start wants HOST [PROG]"
 	addr "$1" >/dev/null
-	start_host "$1"
+	if [ $# -eq 2 ]; then
+		start_prog "$1" "$2"
+	else
+		start_host "$1"
+	fi
+	;;
+stop)
+	[ $# -eq 2 ] || die "stop wants HOST PROG"
+	addr "$1" >/dev/null
+	signal_prog "$1" "$2" TERM
 	;;
 partition)
 	in_host a ip link set "$(link_dev a)" down

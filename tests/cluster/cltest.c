@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * One local cluster per test program (cltest.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cltest.h"
+
+static char cl_name[16];
+static bool cl_made;
+
+const char *cl_id(void)
+{
+	return cl_name;
+}
+
+static void cl_vcmd(char *cmd, size_t len, const char *fmt, va_list ap)
+{
+	int n = snprintf(cmd, len, "PV_CLUSTER=%s PV_BUILD=%s %s/scripts/cluster.sh ",
+			 cl_name, PV_BUILD_DIR, PV_SOURCE_DIR);
+
+	vsnprintf(cmd + n, len - n, fmt, ap);
+}
+
+int cl_run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	cl_vcmd(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *cl_out(int *status, bool err, const char *fmt, ...)
+{
+	char cmd[1100], *buf = NULL;
+	size_t len = 0, n;
+	va_list ap;
+	FILE *f;
+	int st;
+
+	va_start(ap, fmt);
+	cl_vcmd(cmd, sizeof(cmd) - 8, fmt, ap);
+	va_end(ap);
+	if (err)
+		strcat(cmd, " 2>&1");
+	f = popen(cmd, "r");
+	if (!f)
+		return NULL;
+	buf = malloc(1 << 16);
+	if (buf)
+		while ((n = fread(buf + len, 1, (1 << 16) - 1 - len, f)) > 0)
+			len += n;
+	st = pclose(f);
+	if (buf)
+		buf[len] = '\0';
+	if (status)
+		*status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return buf;
+}
+
+struct json_object *cl_status(const char *host)
+{
+	int st;
+	char *out = cl_out(&st, false, "exec %s pairctl status --json", host);
+	struct json_object *o = out && !st ? json_tokener_parse(out) : NULL;
+
+	free(out);
+	return o;
+}
+
+struct json_object *cl_get(struct json_object *o, const char *path)
+{
+	char key[64];
+	const char *p = path;
+
+	while (o && *p) {
+		size_t n = strcspn(p, ".");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, p);
+		if (json_object_is_type(o, json_type_array))
+			o = json_object_array_get_idx(o, atoi(key));
+		else if (!json_object_object_get_ex(o, key, &o))
+			o = NULL;
+		p += n + (p[n] == '.');
+	}
+	return o;
+}
+
+bool cl_bool(struct json_object *o, const char *path)
+{
+	return json_object_get_boolean(cl_get(o, path));
+}
+
+long long cl_int(struct json_object *o, const char *path)
+{
+	return json_object_get_int64(cl_get(o, path));
+}
+
+const char *cl_str(struct json_object *o, const char *path)
+{
+	const char *s = json_object_get_string(cl_get(o, path));
+
+	return s ? s : "";
+}
+
+int cl_in_host(const char *host, int (*fn)(void *), void *arg)
+{
+	char path[64];
+	pid_t pid;
+	int st;
+
+	snprintf(path, sizeof(path), "/run/netns/%s-%s", cl_name, host);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET))
+			_exit(99);
+		_exit(fn(arg));
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Clusters of test programs that are gone (killed by a timeout). */
+static void cl_sweep(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	char cmd[512];
+	int pid;
+
+	while (d && (e = readdir(d))) {
+		if (sscanf(e->d_name, "pairvisor-cluster-pvt%d", &pid) != 1 ||
+		    !kill(pid, 0) || errno != ESRCH)
+			continue;
+		snprintf(cmd, sizeof(cmd), "PV_CLUSTER=pvt%d %s/scripts/cluster.sh down",
+			 pid, PV_SOURCE_DIR);
+		if (system(cmd))
+			fprintf(stderr, "cltest: could not remove cluster pvt%d\n",
+				pid);
+	}
+	if (d)
+		closedir(d);
+}
+
+void cl_down(void)
+{
+	if (!cl_made)
+		return;
+	cl_made = false;
+	cl_run("down");
+}
+
+static void cl_on_signal(int sig)
+{
+	cl_down();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int cl_up(const char *args)
+{
+	snprintf(cl_name, sizeof(cl_name), "pvt%d", (int)getpid());
+	cl_sweep();
+	atexit(cl_down);
+	signal(SIGTERM, cl_on_signal);
+	signal(SIGINT, cl_on_signal);
+	signal(SIGHUP, cl_on_signal);
+	cl_made = true;
+	return cl_run("up %s", args ? args : "") ? -1 : 0;
+}
