@@ -151,6 +151,8 @@ static int pvd_start(struct pvd *d)
 	qb_loop_signal_add(d->loop, QB_LOOP_HIGH, SIGINT, d, pvd_on_signal,
 			   &sh);
 	err = pvd_ipc_start(d);
+	if (!err)
+		err = pv_fence_create(d->loop, &d->cfg, &d->fence);
 	if (err)
 		return err;
 	return pv_memb_create(d->loop, PVD_CPG_GROUP, &pvd_memb_ops, d,
@@ -160,6 +162,7 @@ static int pvd_start(struct pvd *d)
 static void pvd_stop(struct pvd *d)
 {
 	pv_memb_destroy(d->memb);
+	pv_fence_destroy(d->fence);
 	pvd_ipc_stop(d);
 	if (d->loop)
 		qb_loop_destroy(d->loop);

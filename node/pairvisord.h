@@ -16,6 +16,7 @@
 #include <qb/qbloop.h>
 
 #include "config.h"
+#include "fence.h"
 #include "hosts.h"
 #include "membership.h"
 #include "pairvisord_ipc.h"
@@ -34,6 +35,7 @@ struct pvd {
 	struct pv_config cfg;
 	qb_loop_t *loop;
 	struct pv_membership *memb;
+	struct pv_fence *fence;
 	struct pv_hosts hosts;
 	struct pvd_ipc *ipc;
 	bool has_group;

@@ -132,9 +132,14 @@ static void pvd_status_hosts(struct pvd *d, struct pvd_status_buf *b)
 
 static void pvd_status_fence(struct pvd *d, struct pvd_status_buf *b)
 {
+	const struct pv_fence_stats *fs = pv_fence_stats(d->fence);
+
 	pvcl__fence_status__init(&b->f);
 	b->f.agent = d->cfg.fence_agent ? d->cfg.fence_agent : "";
-	b->f.state = d->cfg.fence_agent ? "unchecked" : "";
+	b->f.state = (char *)pv_fence_state_name(fs->state);
+	b->f.detail = (char *)fs->detail;
+	b->f.checked_at = fs->checked_at;
+	b->f.fencings = fs->fencings;
 	b->f.delay_ms = d->cfg.fence_delay_ms;
 	b->st.fence = &b->f;
 }

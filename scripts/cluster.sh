@@ -3,8 +3,15 @@
 # each host is a network namespace running its own Corosync and
 # pairvisord. As root.
 #
-#   cluster.sh up [--token MS]   create hosts a and b, start both, wait
-#                                until both are quorate and see each other
+#   cluster.sh up [--token MS] [--fence ipmi]
+#                                create hosts a and b, start both, wait
+#                                until both are quorate and see each other;
+#                                --fence ipmi: each host's "power" is
+#                                served by OpenIPMI's ipmi_sim in a BMC
+#                                namespace of its own (off = kill HOST,
+#                                on = start HOST), and each pairvisord
+#                                fences its peer with Debian's unmodified
+#                                fence_ipmilan through it
 #   cluster.sh down              stop everything, remove it all (also after
 #                                a crash: whatever is left of a cluster)
 #   cluster.sh status            what runs on each host, and pairctl status
@@ -28,7 +35,8 @@
 # ${TMPDIR:-/tmp}/pairvisor-cluster-$PV_CLUSTER; PV_BUILD the build
 # directory (default build/ of this tree). Traffic stays inside the
 # namespaces: the hosts are 10.88.0.1 (a) and 10.88.0.2 (b) on a veth
-# pair of their own.
+# pair of their own (with --fence ipmi, host a reaches b's BMC at 10.88.3.2
+# and b reaches a's at 10.88.4.2, each on a veth of its own).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,11 +140,109 @@ peer = { name = "$p"; address = "tcp:$(addr "$p"):7400"; };
 cluster_key = "$dir/cluster.key";
 state_dir = "$dir/$h/state";
 EOF
+	[ -e "$dir/fence-ipmi" ] || return 0
+	cat >> "$dir/$h/pairvisor.conf" <<EOF
+fence = {
+	agent = "fence_ipmilan";
+	delay_ms = 3000;
+	timeout_ms = 20000;
+	params = { ip = "$(bmc_addr "$p")"; username = "admin";
+		password = "$(cat "$dir/bmc-password")"; lanplus = "1";
+		cipher = "3"; power_wait = "0"; power_timeout = "5"; };
+};
+EOF
+	chmod 600 "$dir/$h/pairvisor.conf"
+}
+
+# bmc_addr HOST: where HOST's BMC listens (on a link to its peer only)
+bmc_addr() {
+	case $1 in
+	a) echo 10.88.4.2 ;;
+	b) echo 10.88.3.2 ;;
+	esac
+}
+
+# make_bmc HOST: a namespace with ipmi_sim serving HOST's power over IPMI
+# LAN, linked to HOST's peer alone; power off kills every process of
+# HOST, power on starts it (ipmi_sim runs bmc-HOST/chassis for both).
+make_bmc() {
+	h=$1
+	p=$(peer "$h")
+	b="$dir/bmc-$h"
+	mkdir -p "$b/state"
+	ip netns add "$(ns "bmc$h")"
+	ip -n "$(ns "bmc$h")" link set lo up
+	ip -n "$(ns "$p")" link add "$id-f$p" type veth peer name "$id-m$h" \
+		netns "$(ns "bmc$h")"
+	ip -n "$(ns "$p")" addr add "$(bmc_addr "$h" | sed 's/\.2$/.1/')/30" \
+		dev "$id-f$p"
+	ip -n "$(ns "bmc$h")" addr add "$(bmc_addr "$h")/30" dev "$id-m$h"
+	ip -n "$(ns "$p")" link set "$id-f$p" up
+	ip -n "$(ns "bmc$h")" link set "$id-m$h" up
+	sed -e "s|@HOST@|$h|g; s|@NS@|$(ns "$h")|g; s|@ID@|$id|g" \
+	    -e "s|@BUILD@|$build|g; s|@SELF@|$top/scripts/cluster.sh|g" \
+		> "$b/chassis" <<'EOF'
+#!/bin/sh
+# ipmi_sim's chassis control for host @HOST@: get power, set power 0|1,
+# reset (scripts/cluster.sh --fence ipmi)
+export PV_CLUSTER=@ID@ PV_BUILD=@BUILD@
+op=$2
+shift 2
+on() { [ -n "$(ip netns pids @NS@)" ]; }
+off() { @SELF@ kill @HOST@ </dev/null >/dev/null 2>&1; }
+boot() { on || @SELF@ start @HOST@ </dev/null >/dev/null 2>&1; }
+case $op in
+get)
+	for v in "$@"; do
+		case $v in
+		power) if on; then echo power:1; else echo power:0; fi ;;
+		boot) echo boot:default ;;
+		*) echo "Invalid parameter: $v"; exit 1 ;;
+		esac
+	done ;;
+set)
+	while [ $# -ge 2 ]; do
+		case $1 in
+		power) if [ "$2" = 1 ]; then boot; else off; fi ;;
+		reset) off; boot ;;
+		shutdown) off ;;
+		esac
+		shift 2
+	done ;;
+*) exit 1 ;;
+esac
+exit 0
+EOF
+	chmod 700 "$b/chassis"
+	cat > "$b/lan.conf" <<EOF
+name "bmc$h"
+set_working_mc 0x20
+  startlan 1
+    addr $(bmc_addr "$h") 623
+    priv_limit admin
+    allowed_auths_callback md5
+    allowed_auths_user md5
+    allowed_auths_operator md5
+    allowed_auths_admin md5
+    guid a123456789abcdefa123456789abcde$(nodeid "$h")
+  endlan
+  chassis_control "$b/chassis 0x20"
+  user 1 false "" "" user 1
+  user 2 true "admin" "$(cat "$dir/bmc-password")" admin 10
+EOF
+	chmod 600 "$b/lan.conf"
+	printf '%s\n' 'mc_setbmc 0x20' \
+		'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02' \
+		'mc_enable 0x20' > "$b/bmc.emu"
+	setsid ip netns exec "$(ns "bmc$h")" ipmi_sim -n -c "$b/lan.conf" \
+		-f "$b/bmc.emu" -s "$b/state" </dev/null \
+		>>"$b/ipmi_sim.log" 2>&1 &
 }
 
 # The namespaces, their link, the keys and the files of each host.
 create() {
 	token=$1
+	fence=$2
 	[ ! -e "$dir" ] || die "cluster $id exists ($dir): cluster.sh down first"
 	mkdir -p "$dir"
 	chmod 700 "$dir"
@@ -153,6 +259,14 @@ create() {
 	in_host b ip link set "$id-ba" up
 	corosync-keygen -k "$dir/authkey" >/dev/null 2>&1 ||
 		die "corosync-keygen failed"
+	if [ "$fence" = ipmi ]; then
+		touch "$dir/fence-ipmi"
+		(umask 077; head -c 8 /dev/urandom | od -An -tx1 |
+			tr -d ' \n' > "$dir/bmc-password")
+		for h in $hosts; do
+			make_bmc "$h"
+		done
+	fi
 	"$bin/pairvisor-keygen" -k "$dir/cluster.key" >/dev/null
 	for h in $hosts; do
 		write_corosync_conf "$h" "$token"
@@ -236,7 +350,7 @@ clean_shm() {
 }
 
 down() {
-	for h in $hosts; do
+	for h in $hosts bmca bmcb; do
 		ip netns list 2>/dev/null | grep -q "^$(ns "$h")\b" || continue
 		kill_host "$h"
 		ip netns delete "$(ns "$h")"
@@ -309,14 +423,19 @@ cmd=${1:-}
 case $cmd in
 up)
 	token=300
-	if [ "${1:-}" = --token ]; then
-		token=${2:?--token wants milliseconds}
+	fence=none
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--token) token=${2:?--token wants milliseconds} ;;
+		--fence) fence=${2:?--fence wants ipmi or none} ;;
+		*) die "up: unexpected $1" ;;
+		esac
 		shift 2
-	fi
-	[ $# -eq 0 ] || die "up: unexpected $1"
+	done
+	case $fence in ipmi|none) ;; *) die "--fence: ipmi or none" ;; esac
 	[ -x "$bin/pairvisord" ] || die "no $bin/pairvisord: build first (scripts/build.sh)"
 	trap 'down' EXIT
-	create "$token"
+	create "$token" "$fence"
 	for h in $hosts; do
 		start_host "$h"
 	done
