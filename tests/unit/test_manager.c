@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The manager's state machine (cluster/manager.c): guests defined,
+ * placed, started, reported, stopped and deleted; every refusal with its
+ * errno and a message; the same inputs give the same bytes of state.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "cunit_main.h"
+#include "manager.h"
+
+static struct mgr_state *st, *twin;
+static char msg[MGR_MSG_MAX];
+
+/* Apply @in to the state and its twin: the answers must agree. */
+static int apply(const Pvcl__ManagerInput *in)
+{
+	char msg2[MGR_MSG_MAX];
+	int err = pv_mgr_apply(st, in, msg, sizeof(msg));
+
+	CU_ASSERT_EQUAL(pv_mgr_apply(twin, in, msg2, sizeof(msg2)), err);
+	CU_ASSERT_STRING_EQUAL(msg, msg2);
+	CU_ASSERT_EQUAL(memcmp(st, twin, sizeof(*st)), 0);
+	CU_ASSERT(msg[0] != '\0');
+	return err;
+}
+
+static int op_hosts(void)
+{
+	static char *names[] = { "a", "b" };
+	Pvcl__Hosts h = PVCL__HOSTS__INIT;
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	h.n_names = 2;
+	h.names = names;
+	in.op_case = PVCL__MANAGER_INPUT__OP_HOSTS;
+	in.hosts = &h;
+	return apply(&in);
+}
+
+struct def {
+	Pvcl__VmDef d;
+	Pvcl__DiskDef disk[MGR_DISKS_MAX + 1];
+	Pvcl__DiskDef *diskp[MGR_DISKS_MAX + 1];
+};
+
+static void def_init(struct def *x, const char *name, int disks)
+{
+	pvcl__vm_def__init(&x->d);
+	x->d.name = (char *)name;
+	x->d.memory = 256 << 20;
+	x->d.vcpus = 2;
+	x->d.kernel = "/boot/vmlinuz";
+	x->d.cmdline = "console=ttyS0";
+	for (int i = 0; i < disks; i++) {
+		static char paths[MGR_DISKS_MAX + 1][32];
+
+		pvcl__disk_def__init(&x->disk[i]);
+		snprintf(paths[i], sizeof(paths[i]), "/var/lib/d%d.img", i);
+		x->disk[i].path = paths[i];
+		x->diskp[i] = &x->disk[i];
+	}
+	x->d.n_disks = disks;
+	x->d.disks = x->diskp;
+}
+
+static int op_create(Pvcl__VmDef *d)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	in.op_case = PVCL__MANAGER_INPUT__OP_VM_CREATE;
+	in.vm_create = d;
+	return apply(&in);
+}
+
+static int op_name(Pvcl__ManagerInput__OpCase op, const char *name)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	in.op_case = op;
+	if (op == PVCL__MANAGER_INPUT__OP_VM_DELETE)
+		in.vm_delete = (char *)name;
+	else
+		in.vm_start = (char *)name;
+	return apply(&in);
+}
+
+static int op_stop(const char *name, bool force)
+{
+	Pvcl__VmStop s = PVCL__VM_STOP__INIT;
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	s.name = (char *)name;
+	s.force = force;
+	in.op_case = PVCL__MANAGER_INPUT__OP_VM_STOP;
+	in.vm_stop = &s;
+	return apply(&in);
+}
+
+/* @n: the pid of a running guest, the exit status of an exited one */
+static int op_report(const char *name, const char *host, const char *state,
+		     int n)
+{
+	Pvcl__VmReport r = PVCL__VM_REPORT__INIT;
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	r.name = (char *)name;
+	r.host = (char *)host;
+	r.state = (char *)state;
+	if (!strcmp(state, "exited"))
+		r.exit_status = n;
+	else
+		r.pid = n;
+	in.op_case = PVCL__MANAGER_INPUT__OP_VM_REPORT;
+	in.vm_report = &r;
+	return apply(&in);
+}
+
+static int op_standby(const char *host, bool on)
+{
+	Pvcl__HostStandby h = PVCL__HOST_STANDBY__INIT;
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	h.host = (char *)host;
+	h.standby = on;
+	in.op_case = PVCL__MANAGER_INPUT__OP_HOST_STANDBY;
+	in.host_standby = &h;
+	return apply(&in);
+}
+
+static const char *host_of(const char *name)
+{
+	const struct mgr_vm *v = pv_mgr_vm(st, name);
+
+	return v && v->host >= 0 ? st->hosts[v->host].name : "";
+}
+
+static int setup(void)
+{
+	st = calloc(1, sizeof(*st));
+	twin = calloc(1, sizeof(*twin));
+	if (!st || !twin)
+		return 1;
+	pv_mgr_init(st);
+	pv_mgr_init(twin);
+	return 0;
+}
+
+static int teardown(void)
+{
+	free(st);
+	free(twin);
+	return 0;
+}
+
+static void reset(void)
+{
+	pv_mgr_init(st);
+	pv_mgr_init(twin);
+}
+
+static void test_hosts_first(void)
+{
+	struct def d;
+
+	reset();
+	def_init(&d, "vm1", 1);
+	CU_ASSERT_EQUAL(op_create(&d.d), -EAGAIN);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "knows no hosts"));
+	CU_ASSERT_EQUAL(op_hosts(), 0);
+	CU_ASSERT_EQUAL(op_hosts(), -EALREADY);
+	CU_ASSERT_EQUAL(op_create(&d.d), 0);
+	CU_ASSERT_STRING_EQUAL(msg, "vm vm1 defined");
+	CU_ASSERT_EQUAL(st->nr_vms, 1);
+	CU_ASSERT_EQUAL(st->applied, 4);
+}
+
+static void test_create_refused(void)
+{
+	struct def d;
+	uint32_t n;
+
+	reset();
+	op_hosts();
+	def_init(&d, "vm1", 2);
+	CU_ASSERT_EQUAL(op_create(&d.d), 0);
+	n = st->nr_vms;
+	CU_ASSERT_EQUAL(op_create(&d.d), -EEXIST);
+	CU_ASSERT_STRING_EQUAL(msg, "vm vm1 exists already");
+	def_init(&d, "bad name", 0);
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "bad name"));
+	def_init(&d, "-x", 0);
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	def_init(&d, "vm2", 0);
+	d.d.memory = 1 << 20;
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "memory"));
+	d.d.memory = (256 << 20) + 1;
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	def_init(&d, "vm2", 0);
+	d.d.vcpus = 0;
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "vcpus"));
+	def_init(&d, "vm2", 0);
+	d.d.kernel = "vmlinuz";
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "absolute"));
+	def_init(&d, "vm2", 2);
+	d.disk[1].path = d.disk[0].path;
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(msg, "disk 1: the same image as disk 0");
+	def_init(&d, "vm2", 1);
+	d.disk[0].format = "vmdk";
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	def_init(&d, "vm2", 1);
+	d.disk[0].spare = "remote";
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	def_init(&d, "vm2", MGR_DISKS_MAX + 1);
+	CU_ASSERT_EQUAL(op_create(&d.d), -EINVAL);
+	def_init(&d, "vm2", 0);
+	d.d.host = "c";
+	CU_ASSERT_EQUAL(op_create(&d.d), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(msg, "no host c in this cluster");
+	/* nothing of the refused ones stayed */
+	CU_ASSERT_EQUAL(st->nr_vms, n);
+	CU_ASSERT_PTR_NULL(pv_mgr_vm(st, "vm2"));
+}
+
+static void test_full(void)
+{
+	struct def d;
+	char name[16];
+
+	reset();
+	op_hosts();
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		snprintf(name, sizeof(name), "vm%d", i);
+		def_init(&d, name, 0);
+		CU_ASSERT_EQUAL(op_create(&d.d), 0);
+	}
+	def_init(&d, "one-more", 0);
+	CU_ASSERT_EQUAL(op_create(&d.d), -ENOSPC);
+	CU_ASSERT_EQUAL(op_name(PVCL__MANAGER_INPUT__OP_VM_DELETE, "vm7"), 0);
+	CU_ASSERT_EQUAL(op_create(&d.d), 0);
+	CU_ASSERT_EQUAL(st->nr_vms, MGR_VMS_MAX);
+}
+
+static void test_lifecycle(void)
+{
+	const Pvcl__ManagerInput__OpCase start = PVCL__MANAGER_INPUT__OP_VM_START,
+		del = PVCL__MANAGER_INPUT__OP_VM_DELETE;
+	struct def d;
+
+	reset();
+	op_hosts();
+	def_init(&d, "vm1", 1);
+	op_create(&d.d);
+	def_init(&d, "vm2", 0);
+	op_create(&d.d);
+	CU_ASSERT_EQUAL(op_name(start, "nope"), -ENOENT);
+	CU_ASSERT_EQUAL(op_name(start, "vm1"), 0);
+	CU_ASSERT_STRING_EQUAL(msg, "vm vm1 starts on host a");
+	CU_ASSERT_EQUAL(op_name(start, "vm1"), -EALREADY);
+	/* the second goes where fewer run */
+	CU_ASSERT_EQUAL(op_name(start, "vm2"), 0);
+	CU_ASSERT_STRING_EQUAL(host_of("vm2"), "b");
+	CU_ASSERT_EQUAL(op_name(del, "vm1"), -EBUSY);
+	/* only its own host reports it */
+	CU_ASSERT_EQUAL(op_report("vm1", "b", "running", 42), -ESTALE);
+	CU_ASSERT_EQUAL(op_report("vm1", "a", "sleeping", 42), -EINVAL);
+	CU_ASSERT_EQUAL(op_report("vm1", "a", "running", 42), 0);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm1")->state, MGR_VM_RUNNING);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm1")->pid, 42);
+	CU_ASSERT_EQUAL(op_stop("vm1", false), 0);
+	CU_ASSERT_STRING_EQUAL(msg, "vm vm1: asked to shut down");
+	CU_ASSERT_EQUAL(op_name(del, "vm1"), -EBUSY);	/* still running */
+	CU_ASSERT_EQUAL(op_report("vm1", "a", "exited", 0), 0);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm1")->state, MGR_VM_STOPPED);
+	CU_ASSERT_EQUAL(op_stop("vm1", true), -EALREADY);
+	CU_ASSERT_EQUAL(op_name(del, "vm1"), 0);
+	CU_ASSERT_PTR_NULL(pv_mgr_vm(st, "vm1"));
+	/* a guest that ends on its own is exited, not to run again */
+	CU_ASSERT_EQUAL(op_report("vm2", "b", "running", 7), 0);
+	CU_ASSERT_EQUAL(op_report("vm2", "b", "exited", 1), 0);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm2")->state, MGR_VM_EXITED);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm2")->exit_status, 1);
+	CU_ASSERT_EQUAL(op_report("vm2", "b", "running", 7), -ESTALE);
+	CU_ASSERT_EQUAL(st->nr_vms, 1);
+}
+
+static void test_standby(void)
+{
+	const Pvcl__ManagerInput__OpCase start = PVCL__MANAGER_INPUT__OP_VM_START;
+	struct def d;
+
+	reset();
+	op_hosts();
+	def_init(&d, "vm1", 0);
+	op_create(&d.d);
+	def_init(&d, "vm2", 0);
+	d.d.host = "a";
+	op_create(&d.d);
+	def_init(&d, "vm3", 0);
+	op_create(&d.d);
+	CU_ASSERT_EQUAL(op_standby("c", true), -ENOENT);
+	CU_ASSERT_EQUAL(op_standby("a", true), 0);
+	CU_ASSERT_EQUAL(op_name(start, "vm1"), 0);
+	CU_ASSERT_STRING_EQUAL(host_of("vm1"), "b");
+	CU_ASSERT_EQUAL(op_name(start, "vm2"), -EBUSY);
+	CU_ASSERT_STRING_EQUAL(msg, "host a is in standby");
+	CU_ASSERT_EQUAL(op_standby("b", true), 0);
+	CU_ASSERT_EQUAL(op_name(start, "vm3"), -EAGAIN);
+	CU_ASSERT_EQUAL(op_standby("a", false), 0);
+	CU_ASSERT_EQUAL(op_name(start, "vm2"), 0);
+	CU_ASSERT_EQUAL(op_name(start, "vm3"), 0);
+	CU_ASSERT_STRING_EQUAL(host_of("vm3"), "a");
+}
+
+static void test_unknown(void)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	reset();
+	op_hosts();
+	CU_ASSERT_EQUAL(apply(&in), -EOPNOTSUPP);
+	CU_ASSERT_STRING_EQUAL(msg, "unknown request");
+}
+
+static void test_info(void)
+{
+	Pvcl__VmInfo info;
+	Pvcl__VmDef def;
+	Pvcl__DiskDef disks[MGR_DISKS_MAX], *diskp[MGR_DISKS_MAX];
+	struct def d;
+
+	reset();
+	op_hosts();
+	def_init(&d, "vm1", 2);
+	d.disk[1].format = "qcow2";
+	d.disk[1].spare = "none";
+	d.disk[1].shared = true;
+	op_create(&d.d);
+	op_name(PVCL__MANAGER_INPUT__OP_VM_START, "vm1");
+	pv_mgr_vm_info(st, pv_mgr_vm(st, "vm1"), &info, &def, disks, diskp);
+	CU_ASSERT_STRING_EQUAL(info.def->name, "vm1");
+	CU_ASSERT_EQUAL(info.def->memory, 256 << 20);
+	CU_ASSERT_EQUAL(info.def->n_disks, 2);
+	CU_ASSERT_STRING_EQUAL(info.def->disks[0]->format, "raw");
+	CU_ASSERT_STRING_EQUAL(info.def->disks[0]->spare, "peer");
+	CU_ASSERT_STRING_EQUAL(info.def->disks[1]->format, "qcow2");
+	CU_ASSERT_STRING_EQUAL(info.def->disks[1]->spare, "none");
+	CU_ASSERT_TRUE(info.def->disks[1]->shared);
+	CU_ASSERT_STRING_EQUAL(info.want, "running");
+	CU_ASSERT_STRING_EQUAL(info.state, "starting");
+	CU_ASSERT_STRING_EQUAL(info.host, "a");
+}
+
+static CU_TestInfo tests[] = {
+	{ "the hosts come first", test_hosts_first },
+	{ "bad definitions refused, nothing kept", test_create_refused },
+	{ "64 guests at most", test_full },
+	{ "start, place, report, stop, delete", test_lifecycle },
+	{ "standby hosts get no new guests", test_standby },
+	{ "an unknown request", test_unknown },
+	{ "a guest as pairctl vm list shows it", test_info },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "manager", setup, teardown, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
