@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
 #include "cunit_main.h"
 #include "manager.h"
+#include "mgr_store.h"
 
 static struct mgr_state *st, *twin;
 static char msg[MGR_MSG_MAX];
@@ -373,8 +375,67 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+/* Saved and read back; what is not a good state file is never used. */
+static void test_store(void)
+{
+	char dir[] = "/tmp/pvmgr.XXXXXX", path[64], why[256];
+	struct mgr_stamp at = { 3, 17 }, got, older = { 2, 99 };
+	struct def d;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	reset();
+	op_hosts();
+	def_init(&d, "vm1", 1);
+	op_create(&d.d);
+	CU_ASSERT_EQUAL(pv_mgr_store_load(dir, twin, &got, why, sizeof(why)),
+			-ENOENT);
+	CU_ASSERT_EQUAL_FATAL(pv_mgr_store_save(dir, st, &at), 0);
+	memset(twin, 0xa5, sizeof(*twin));
+	CU_ASSERT_EQUAL(pv_mgr_store_load(dir, twin, &got, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(memcmp(st, twin, sizeof(*st)), 0);
+	CU_ASSERT_EQUAL(got.generation, 3);
+	CU_ASSERT_EQUAL(got.seq, 17);
+	CU_ASSERT(pv_mgr_stamp_cmp(&got, &older) > 0);
+	CU_ASSERT(pv_mgr_stamp_cmp(&older, &got) < 0);
+	CU_ASSERT_EQUAL(pv_mgr_stamp_cmp(&got, &at), 0);
+	/* one byte flipped in the state */
+	snprintf(path, sizeof(path), "%s/%s", dir, MGR_STORE_FILE);
+	f = fopen(path, "r+");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 100, SEEK_SET);
+	fputc(0x5a, f);
+	fclose(f);
+	CU_ASSERT_EQUAL(pv_mgr_store_load(dir, twin, &got, why, sizeof(why)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "corrupt"));
+	/* cut short */
+	CU_ASSERT_EQUAL(pv_mgr_store_save(dir, st, &at), 0);
+	CU_ASSERT_EQUAL(truncate(path, 4096), 0);
+	CU_ASSERT_EQUAL(pv_mgr_store_load(dir, twin, &got, why, sizeof(why)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "truncated"));
+	/* someone else's file */
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("hello, this is not a manager state at all, not even close", f);
+	fclose(f);
+	CU_ASSERT_EQUAL(pv_mgr_store_load(dir, twin, &got, why, sizeof(why)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "not a manager state"));
+	unlink(path);
+	rmdir(dir);
+	reset();
+}
+
+static CU_TestInfo store_tests[] = {
+	{ "saved, read back, refused when bad", test_store },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
 	{ "manager", setup, teardown, NULL, NULL, tests },
+	{ "store", setup, teardown, NULL, NULL, store_tests },
 	CU_SUITE_INFO_NULL,
 };
 
