@@ -13,6 +13,13 @@
 const char pctl_usage[] =
 "Usage: pairctl status [--json]\n"
 "       pairctl status NAME...\n"
+"       pairctl vm create NAME --memory SIZE --vcpus N --kernel FILE\n"
+"                 [--initrd FILE] [--cmdline S] [--host HOST]\n"
+"                 [--disk FILE[,format=raw|qcow2][,spare=peer|local|none]\n"
+"                        [,shared=on]]...\n"
+"       pairctl vm start|shutdown|destroy|delete NAME\n"
+"       pairctl vm list [--json]\n"
+"       pairctl host standby|unstandby HOST\n"
 "       pairctl resume NAME    (alias: cont)\n"
 "       pairctl switchover NAME [--disk N]\n"
 "status: without a NAME, the cluster as this host's pairvisord sees it:\n"
@@ -22,11 +29,18 @@ const char pctl_usage[] =
 "NAMEs, those pairvisor-vmm processes (their --name, or vm<pid>).\n"
 "resume: after an I/O error stopped the guest (werror=stop or enospc,\n"
 "rerror=stop), retry the held requests and run the guest again.\n"
+"vm: the cluster's guests, as virsh names things: create defines one\n"
+"(SIZE: MiB, or with K, M, G or T; relative paths are taken from the\n"
+"current directory), start runs it on its host (--host, else the one\n"
+"with fewer guests not in standby), shutdown asks the guest, destroy\n"
+"powers it off, delete removes the definition of one not running.\n"
+"host standby: no new guests start there.\n"
 "switchover: disk N's (default 0) seeded spare takes over as the active,\n"
 "as in a failover (exactly once, no error for the guest), and a new spare\n"
 "starts where the active was: with spare=tcp:, this moves the active to\n"
 "the peer host and, run again, back (failback).\n"
-"Exit status: 0, or 1 when a VM could not be asked (or, for resume, was\n"
+"Exit status: 0; 1 when the cluster refused a request (its reason on\n"
+"stderr) or a VM could not be asked (or, for resume, was\n"
 "not paused or stopped again; for switchover, had no seeded spare); 2 on\n"
 "a usage error.\n";
 
@@ -63,6 +77,10 @@ int main(int argc, char **argv)
 		}
 		return pctl_vm_resume(argv[2]) ? 1 : 0;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "vm"))
+		return pctl_vm_cmd(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "host"))
+		return pctl_host_cmd(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "switchover"))
 		return pctl_vm_switchover(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "status")) {

@@ -16,10 +16,22 @@ int pctl_vm_resume(const char *name);
 int pctl_vm_switchover(int argc, char **argv);
 
 /* pairctl_cluster.c */
+struct Pvcl__Request;
+struct Pvcl__Reply;
+/*
+ * Send @req to this host's pairvisord; its Reply in @out. 0, -ENOENT
+ * when no pairvisord runs here (nothing said), else -errno with the
+ * reason on stderr.
+ */
+int pctl_ask(const struct Pvcl__Request *req, struct Pvcl__Reply **out);
 /*
  * pairctl status [--json] without a NAME: the cluster, from this host's
  * pairvisord. -ENOENT (nothing said) when no pairvisord runs here.
  */
 int pctl_cluster_status(bool json);
+
+/* pairctl_manager.c: pairctl vm ..., pairctl host ...; exit statuses */
+int pctl_vm_cmd(int argc, char **argv);
+int pctl_host_cmd(int argc, char **argv);
 
 #endif

@@ -18,12 +18,7 @@
 
 #define PCTL_TIMEOUT_MS		10000
 
-/*
- * Send @req to pairvisord; its Reply in @out. 0, -ENOENT when no
- * pairvisord runs here (nothing said), else -errno with the reason on
- * stderr.
- */
-static int pctl_ask(const Pvcl__Request *req, Pvcl__Reply **out)
+int pctl_ask(const Pvcl__Request *req, Pvcl__Reply **out)
 {
 	static uint8_t buf[PVD_MSG_MAX];
 	struct qb_ipc_request_header *h = (void *)buf;

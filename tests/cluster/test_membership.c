@@ -92,6 +92,31 @@ static void test_pairctl(void)
 	CU_ASSERT_EQUAL(st, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command: frobnicate"));
 	free(out);
+	/* vm and host commands: usage errors are found before asking */
+	{
+		static const char *const bad[] = {
+			"vm create",
+			"vm create vm1 --vcpus 1 --kernel /k",
+			"vm create vm1 --memory 12Q --vcpus 1 --kernel /k",
+			"vm create vm1 --memory 256M --vcpus 0 --kernel /k",
+			"vm create vm1 --memory 256M --vcpus 1 --kernel /k --disk /d,format=vmdk",
+			"vm create vm1 --memory 256M --vcpus 1 --kernel /k --disk /d,spare=far",
+			"vm create vm1 --memory 256M --vcpus 1 --kernel /k extra",
+			"vm start",
+			"vm list --yaml",
+			"vm frobnicate x",
+			"host sleep a",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			out = cl_out(&st, true, "exec a pairctl %s", bad[i]);
+			if (st != 2)
+				printf("\n  pairctl %s: %d\n%s", bad[i], st, out);
+			CU_ASSERT_EQUAL(st, 2);
+			CU_ASSERT_PTR_NOT_NULL(strstr(out, "pairctl: "));
+			free(out);
+		}
+	}
 	/* outside the cluster's hosts no pairvisord answers */
 	out = cl_out(&st, true, "exec a pairctl status no-such-vm");
 	CU_ASSERT_EQUAL(st, 1);

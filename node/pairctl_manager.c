@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pairctl's requests to the cluster manager (virsh's words): vm create,
+ * start, shutdown, destroy, delete, list; host standby and unstandby.
+ * Arguments are checked here first (a usage error is exit status 2 and
+ * nothing is sent); the manager checks them again and answers 0 or an
+ * error with its reason (exit status 1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cluster.pb-c.h"
+#include "pairctl.h"
+#include "pbjson.h"
+
+#define PCTL_DISKS_MAX	8
+
+static int pctl_usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pairctl: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'pairctl --help'.\n");
+	return 2;
+}
+
+/*
+ * A size as QEMU's -m takes it: a number of MiB, or with a suffix K, M,
+ * G or T (powers of 1024). 0 when it is not one.
+ */
+static uint64_t pctl_size(const char *s)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 20;
+
+	if (!s || *s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return 0;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		shift = 10;
+		break;
+	case 'M': case 'm':
+		shift = 20;
+		break;
+	case 'G': case 'g':
+		shift = 30;
+		break;
+	case 'T': case 't':
+		shift = 40;
+		break;
+	default:
+		return 0;
+	}
+	if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+		return 0;
+	if (v > (UINT64_MAX >> shift))
+		return 0;
+	return (uint64_t)v << shift;
+}
+
+/* An absolute path: @p as given, or under the current directory. */
+static char *pctl_abs(const char *p)
+{
+	char cwd[4096], *out;
+
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&out, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return out;
+}
+
+/* FILE[,format=raw|qcow2][,spare=peer|local|none][,shared=on|off] */
+static int pctl_disk(const char *spec, Pvcl__DiskDef *d)
+{
+	char *copy = strdup(spec), *save = NULL, *tok;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	pvcl__disk_def__init(d);
+	tok = strtok_r(copy, ",", &save);
+	d->path = tok && *tok ? pctl_abs(tok) : NULL;
+	if (!d->path)
+		err = -EINVAL;
+	while (!err && (tok = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(tok, "format=raw") || !strcmp(tok, "format=qcow2"))
+			d->format = strdup(tok + 7);
+		else if (!strcmp(tok, "spare=peer") ||
+			 !strcmp(tok, "spare=local") ||
+			 !strcmp(tok, "spare=none"))
+			d->spare = strdup(tok + 6);
+		else if (!strcmp(tok, "shared=on"))
+			d->shared = 1;
+		else if (!strcmp(tok, "shared=off"))
+			d->shared = 0;
+		else
+			err = -EINVAL;
+	}
+	free(copy);
+	return err;
+}
+
+/* Send a ManagerInput, print the answer: an exit status. */
+static int pctl_manager(Pvcl__ManagerInput *in)
+{
+	Pvcl__Request req = PVCL__REQUEST__INIT;
+	Pvcl__Reply *r = NULL;
+	int err;
+
+	if (getrandom(&in->request_id, sizeof(in->request_id), 0) !=
+	    sizeof(in->request_id))
+		return 1;
+	req.req_case = PVCL__REQUEST__REQ_MANAGER;
+	req.manager = in;
+	err = pctl_ask(&req, &r);
+	if (err == -ENOENT)
+		fprintf(stderr, "pairctl: no pairvisord runs on this host\n");
+	if (err)
+		return 1;
+	if (r->error)
+		fprintf(stderr, "pairctl: %s\n", r->message);
+	else
+		printf("%s\n", r->message);
+	err = r->error;
+	pvcl__reply__free_unpacked(r, NULL);
+	return err ? 1 : 0;
+}
+
+static int pctl_vm_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "memory", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'l' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "host", required_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
+	};
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+	Pvcl__VmDef def = PVCL__VM_DEF__INIT;
+	Pvcl__DiskDef disks[PCTL_DISKS_MAX], *diskp[PCTL_DISKS_MAX];
+	char *end;
+	int c;
+
+	if (argc < 4 || argv[3][0] == '-')
+		return pctl_usage_error("vm create wants NAME and %s",
+					"--memory SIZE --vcpus N --kernel FILE");
+	def.name = argv[3];
+	def.disks = diskp;
+	optind = 4;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			def.memory = pctl_size(optarg);
+			if (!def.memory)
+				return pctl_usage_error("--memory %s: a size (256M, 1G, or MiB)",
+							optarg);
+			break;
+		case 'c':
+			def.vcpus = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || optarg[0] == '-' || !def.vcpus)
+				return pctl_usage_error("--vcpus %s: a number from 1",
+							optarg);
+			break;
+		case 'k':
+			def.kernel = pctl_abs(optarg);
+			break;
+		case 'i':
+			def.initrd = pctl_abs(optarg);
+			break;
+		case 'l':
+			def.cmdline = optarg;
+			break;
+		case 'd':
+			if (def.n_disks == PCTL_DISKS_MAX)
+				return pctl_usage_error("at most %s disks", "8");
+			if (pctl_disk(optarg, &disks[def.n_disks]))
+				return pctl_usage_error("--disk %s: FILE[,format=raw|qcow2][,spare=peer|local|none][,shared=on|off]",
+							optarg);
+			diskp[def.n_disks] = &disks[def.n_disks];
+			def.n_disks++;
+			break;
+		case 'H':
+			def.host = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc)
+		return pctl_usage_error("vm create: unexpected %s", argv[optind]);
+	if (!def.memory || !def.vcpus || !def.kernel)
+		return pctl_usage_error("vm create %s: --memory, --vcpus and --kernel are required",
+					def.name);
+	in.op_case = PVCL__MANAGER_INPUT__OP_VM_CREATE;
+	in.vm_create = &def;
+	return pctl_manager(&in);
+}
+
+static int pctl_vm_name_op(const char *verb, const char *name)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+	Pvcl__VmStop stop = PVCL__VM_STOP__INIT;
+
+	if (!strcmp(verb, "start")) {
+		in.op_case = PVCL__MANAGER_INPUT__OP_VM_START;
+		in.vm_start = (char *)name;
+	} else if (!strcmp(verb, "delete")) {
+		in.op_case = PVCL__MANAGER_INPUT__OP_VM_DELETE;
+		in.vm_delete = (char *)name;
+	} else {
+		stop.name = (char *)name;
+		stop.force = !strcmp(verb, "destroy");
+		in.op_case = PVCL__MANAGER_INPUT__OP_VM_STOP;
+		in.vm_stop = &stop;
+	}
+	return pctl_manager(&in);
+}
+
+static void pctl_print_vms(const Pvcl__Reply *r)
+{
+	printf("%-20s %-9s %-9s %-12s %-8s %-6s %s\n", "NAME", "STATE",
+	       "WANT", "HOST", "MEMORY", "VCPUS", "DISKS");
+	for (size_t i = 0; i < r->n_vms; i++) {
+		const Pvcl__VmInfo *v = r->vms[i];
+
+		printf("%-20s %-9s %-9s %-12s %-8llu %-6u %zu\n", v->def->name,
+		       v->state, v->want, *v->host ? v->host : "-",
+		       (unsigned long long)(v->def->memory >> 20),
+		       v->def->vcpus, v->def->n_disks);
+	}
+	if (!r->n_vms)
+		printf("(no vm defined)\n");
+}
+
+static int pctl_vm_list(bool json)
+{
+	Pvcl__Request req = PVCL__REQUEST__INIT;
+	Pvcl__VmListRequest lr = PVCL__VM_LIST_REQUEST__INIT;
+	Pvcl__Reply *r = NULL;
+	int err;
+
+	req.req_case = PVCL__REQUEST__REQ_VM_LIST;
+	req.vm_list = &lr;
+	err = pctl_ask(&req, &r);
+	if (err == -ENOENT)
+		fprintf(stderr, "pairctl: no pairvisord runs on this host\n");
+	if (err)
+		return 1;
+	if (r->error) {
+		fprintf(stderr, "pairctl: %s\n", r->message);
+		err = 1;
+	} else if (json) {
+		struct json_object *a = json_object_new_array();
+
+		for (size_t i = 0; i < r->n_vms; i++)
+			json_object_array_add(a, pv_pb_to_json(&r->vms[i]->base));
+		puts(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY));
+		json_object_put(a);
+	} else {
+		pctl_print_vms(r);
+	}
+	pvcl__reply__free_unpacked(r, NULL);
+	return err;
+}
+
+int pctl_vm_cmd(int argc, char **argv)
+{
+	const char *verb = argc > 2 ? argv[2] : "";
+
+	if (!strcmp(verb, "create"))
+		return pctl_vm_create(argc, argv);
+	if (!strcmp(verb, "list")) {
+		if (argc > 4 || (argc == 4 && strcmp(argv[3], "--json")))
+			return pctl_usage_error("vm list takes only %s", "--json");
+		return pctl_vm_list(argc == 4);
+	}
+	if (!strcmp(verb, "start") || !strcmp(verb, "shutdown") ||
+	    !strcmp(verb, "destroy") || !strcmp(verb, "delete")) {
+		if (argc != 4)
+			return pctl_usage_error("vm %s wants one NAME", verb);
+		return pctl_vm_name_op(verb, argv[3]);
+	}
+	return pctl_usage_error("vm: unknown command '%s' (create, start, shutdown, destroy, delete, list)",
+				verb);
+}
+
+int pctl_host_cmd(int argc, char **argv)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+	Pvcl__HostStandby hs = PVCL__HOST_STANDBY__INIT;
+
+	if (argc != 4 || (strcmp(argv[2], "standby") &&
+			  strcmp(argv[2], "unstandby")))
+		return pctl_usage_error("host wants %s", "standby|unstandby NAME");
+	hs.host = argv[3];
+	hs.standby = !strcmp(argv[2], "standby");
+	in.op_case = PVCL__MANAGER_INPUT__OP_HOST_STANDBY;
+	in.host_standby = &hs;
+	return pctl_manager(&in);
+}
