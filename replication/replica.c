@@ -26,7 +26,6 @@
 #define LOG_PAD		0xffff		/* filler up to the end of the ring */
 #define LOG_REC_SLACK	32		/* header and alignment per output */
 #define STEP_BATCH	64		/* messages per step before the Ack */
-#define REPLICA_TICK_MS	100		/* polls of a channel not ready */
 #define FRAME_SLACK	16		/* envelope tag, lengths, generation */
 /* field 2, varint: the generation, in every output message */
 #define GEN_TAG		0x10
@@ -858,7 +857,8 @@ int replica_run(struct replica *r, int stop_fd)
 
 /* ---- set-up ---- */
 
-static int replica_layout(struct replica *r, size_t log_cap)
+static int replica_layout(struct replica *r, size_t log_cap,
+			  const void *initial)
 {
 	const struct replica_ops *ops = r->ops;
 	struct replica_state *rs;
@@ -881,6 +881,10 @@ static int replica_layout(struct replica *r, size_t log_cap)
 	rs->state_size = ops->state_size;
 	r->rs = rs;
 	r->state = pv_arena_at(&r->arena, state_off);
+	if (initial) {
+		memcpy(r->state, initial, ops->state_size);
+		return 0;
+	}
 	return ops->init ? ops->init(r->state) : 0;
 }
 
@@ -911,7 +915,7 @@ int replica_create(const struct replica_ops *ops,
 	err = -EINVAL;
 	if (log_cap < 2 * r->reserve)
 		goto err_free;
-	err = replica_layout(r, log_cap);
+	err = replica_layout(r, log_cap, cfg ? cfg->initial_state : NULL);
 	if (err)
 		goto err_free;
 	*out = r;

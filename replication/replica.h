@@ -79,6 +79,12 @@ struct replica_config {
 	/* reported in HelloReply and SnapshotReady; NULL: pv_build_id() */
 	const char *build;
 	size_t log_size;	/* output log bytes; 0: REPLICA_LOG_DEFAULT */
+	/*
+	 * The state machine's state to start from (ops->state_size bytes,
+	 * e.g. the cluster manager's, saved on disk) instead of ops->init();
+	 * NULL: init. Inputs are numbered from 1 all the same.
+	 */
+	const void *initial_state;
 };
 
 #define REPLICA_LOG_DEFAULT	(1 << 20)
@@ -181,6 +187,20 @@ struct replica_hooks {
 };
 
 void replica_test_hooks(struct replica *r, const struct replica_hooks *h);
+
+/*
+ * Driving a replica from an event loop of one's own (the cluster manager
+ * in pairvisord) rather than replica_run(): poll pv_chan_fd() for these
+ * events; after each wake-up call replica_step() (when readable, or
+ * replica_buffered()) and replica_flush() (when writable); while the
+ * channel is not ready, call replica_step() every REPLICA_TICK_MS too.
+ * replication/replica_loop.h does all that on a libqb loop.
+ */
+short replica_events(const struct replica *r);
+bool replica_buffered(const struct replica *r);
+struct pv_chan *replica_chan(const struct replica *r);
+
+#define REPLICA_TICK_MS		100
 
 uint64_t replica_applied_seq(const struct replica *r);
 uint32_t replica_generation(const struct replica *r);
