@@ -270,8 +270,8 @@ void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
 		      const Pv__Envelope *env)
 {
 	struct ds_replica *sp = sw->roles.spare;
-	Pv__OutputId *id = NULL;
-	uint32_t *gen = ds_out_gen(env, &id);
+	uint32_t *gen = NULL;
+	Pv__OutputId *id = pv_msg_output_id(env, &gen);
 
 	/* sent before its promotion: Promote makes it send them again */
 	if (gen && rep->old_gen && *gen == rep->old_gen) {
@@ -328,8 +328,8 @@ void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
 void ds_handle_spare(struct devswitch *sw, struct ds_replica *rep,
 		     const Pv__Envelope *env)
 {
-	Pv__OutputId *id = NULL;
-	uint32_t *gen = ds_out_gen(env, &id);
+	uint32_t *gen = NULL;
+	Pv__OutputId *id = pv_msg_output_id(env, &gen);
 
 	if (gen) {
 		sw->stats.spare_dropped++;

@@ -120,8 +120,8 @@ void ds_poll_fenced(struct devswitch *sw)
 		ssize_t n = pv_chan_recv(f->ch, sw->rx, sizeof(sw->rx));
 		const char *why = NULL;
 		Pv__OutputId *id = NULL;
+		uint32_t *gen = NULL;
 		Pv__Envelope *env;
-		uint32_t *gen;
 
 		if (n == -EAGAIN || n == -EINTR)
 			return;
@@ -130,7 +130,8 @@ void ds_poll_fenced(struct devswitch *sw)
 			return;
 		}
 		env = pv_msg_decode(sw->rx, n, &why);
-		gen = env ? ds_out_gen(env, &id) : NULL;
+		if (env)
+			id = pv_msg_output_id(env, &gen);
 		if (gen && *gen != sw->roles.generation) {
 			if (!sw->stats.fenced_rejected++)
 				qb_log(LOG_WARNING, "disk%d: fenced pid %d: output (%" PRIu64

@@ -287,7 +287,6 @@ int ds_id_cmp(const struct devswitch *sw, const Pv__OutputId *id);
 const char *ds_check_output(struct devswitch *sw,
 			    const Pv__OutputId *id, uint32_t gen,
 			    uint64_t **ctr);
-uint32_t *ds_out_gen(const Pv__Envelope *env, Pv__OutputId **id);
 uint64_t ds_out_hash(struct devswitch *sw, const Pv__Envelope *env,
 		     uint32_t *gen);
 void ds_compare(struct devswitch *sw, bool from_spare,

@@ -280,24 +280,6 @@ const char *ds_check_output(struct devswitch *sw,
 	return NULL;
 }
 
-/* The generation field of an output (Attach, DeviceCommand, completion). */
-uint32_t *ds_out_gen(const Pv__Envelope *env, Pv__OutputId **id)
-{
-	switch (env->msg_case) {
-	case PV__ENVELOPE__MSG_ATTACH:
-		*id = env->attach->id;
-		return &env->attach->generation;
-	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
-		*id = env->device_command->id;
-		return &env->device_command->generation;
-	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
-		*id = env->guest_completion->id;
-		return &env->guest_completion->generation;
-	default:
-		return NULL;
-	}
-}
-
 /* 64-bit hash of an output as encoded without its generation. */
 uint64_t ds_out_hash(struct devswitch *sw, const Pv__Envelope *env,
 		     uint32_t *gen)
