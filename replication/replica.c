@@ -232,7 +232,8 @@ static size_t frame_output(struct replica *r, const struct log_rec *rec)
 
 	gen[0] = GEN_TAG;
 	glen = 1 + varint_put(gen + 1, r->generation);
-	*p++ = (uint8_t)(rec->kind << 3 | 2);
+	/* the field's tag: 2 bytes from field 16 on (Input, Output) */
+	p += varint_put(p, (uint64_t)rec->kind << 3 | 2);
 	p += varint_put(p, (uint64_t)rec->len + glen);
 	memcpy(p, rec + 1, rec->len);
 	p += rec->len;
