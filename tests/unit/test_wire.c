@@ -262,9 +262,20 @@ static void segments_free(Pv__Segment **p)
  * messages, and the one place that knows seqs, ids and generations
  * (pv_msg_input_seq(), pv_msg_output_id()) knows them too.
  */
-static void test_generic(void)
+/* @data one byte over PV_DATA_MAX: refused with @reason. */
+static void rejects_big(Pv__Envelope *env, ProtobufCBinaryData *data,
+			const char *reason)
 {
 	static uint8_t big[PV_DATA_MAX + 1];
+
+	data->data = big;
+	data->len = sizeof(big);
+	rejects(env, reason);
+	data->len = 0;
+}
+
+static void test_generic(void)
+{
 	Pv__Envelope env = PV__ENVELOPE__INIT, *o;
 	Pv__Input in = PV__INPUT__INIT;
 	Pv__Output out = PV__OUTPUT__INIT;
@@ -283,10 +294,7 @@ static void test_generic(void)
 	CU_ASSERT_EQUAL(o->input->kind, 3);
 	CU_ASSERT_EQUAL(o->input->data.len, 3);
 	pv_msg_free(o);
-	in.data.data = big;
-	in.data.len = sizeof(big);
-	rejects(&env, "input data too large");
-	in.data.len = 0;
+	rejects_big(&env, &in.data, "input data too large");
 	in.seq = 0;
 	rejects(&env, "input with seq 0");
 
@@ -303,10 +311,7 @@ static void test_generic(void)
 	CU_ASSERT_EQUAL(id->index, 2);
 	CU_ASSERT_EQUAL(*gen, 4);
 	pv_msg_free(o);
-	out.data.data = big;
-	out.data.len = sizeof(big);
-	rejects(&env, "output data too large");
-	out.data.len = 0;
+	rejects_big(&env, &out.data, "output data too large");
 	out.generation = 0;
 	rejects(&env, "output with generation 0");
 	out.generation = 1;
