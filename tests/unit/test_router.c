@@ -485,6 +485,36 @@ static void test_promotion(void)
 	rig_down(&o);
 }
 
+/*
+ * The spare behind: the active executed outputs the spare has not made
+ * yet when it goes. Promote tells the spare what ran: it sends none of
+ * those again (the router would refuse them as duplicates).
+ */
+static void test_promotion_behind(void)
+{
+	const struct pv_router_stats *st;
+	struct owner o;
+
+	rig_up(&o, 0);
+	spare_up(&o);
+	inputs(&o, 1, 10);
+	pump_only(&o, o.rep[0]);	/* the spare does not apply them yet */
+	check_outputs(&o, 10);
+	rep_kill(&o, o.rep[0]);
+	pv_router_poll(o.rt);		/* promoted before it applies them */
+	pump(&o);
+	st = pv_router_stats(o.rt);
+	CU_ASSERT_EQUAL(st->failovers, 1);
+	CU_ASSERT(st->stale_generation > 0);	/* made as a spare: dropped */
+	CU_ASSERT_EQUAL(st->duplicates, 0);
+	CU_ASSERT_EQUAL(o.rejected, 0);
+	CU_ASSERT_EQUAL(replica_applied_seq(o.rep[1]), 10);
+	inputs(&o, 11, 12);
+	pump(&o);
+	check_outputs(&o, 12);
+	rig_down(&o);
+}
+
 /* The active alone goes: nothing to promote, the owner hears of it. */
 static void test_lost(void)
 {
@@ -585,6 +615,8 @@ static CU_TestInfo tests[] = {
 	{ "a spare that diverges is dropped", test_divergence },
 	{ "promotion: nothing executed twice, nothing lost",
 	  test_promotion },
+	{ "promotion with the spare behind: what ran is not sent again",
+	  test_promotion_behind },
 	{ "the active lost without a spare", test_lost },
 	{ "Error resend_from: inputs again, nothing lost", test_resend },
 	{ "a spare beyond the lag bound is dropped", test_lag },
