@@ -661,8 +661,11 @@ int pv_router_create(const struct pv_router_config *cfg,
 		     const struct pv_router_ops *ops, void *owner,
 		     struct pv_router **out)
 {
-	struct pv_router *rt = calloc(1, sizeof(*rt));
+	struct pv_router *rt;
 
+	if (!ops->output || !ops->rejected || !cfg->variant)
+		return -EINVAL;
+	rt = calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;
 	rt->cfg = *cfg;

@@ -103,7 +103,10 @@ struct pv_router_stats {
 	PV_ROUTER_STATS_MEMBERS
 };
 
-/* Callbacks to the owner; NULL members are not called. */
+/*
+ * Callbacks to the owner: output and rejected are needed (else
+ * pv_router_create() says -EINVAL); the others are not called when NULL.
+ */
 struct pv_router_ops {
 	/* the loop's lock, taken by the router's loop callbacks */
 	void (*lock)(void *owner);

@@ -202,7 +202,7 @@ static void rt_unexpected(struct pv_router *rt, struct rt_rep *rep,
 {
 	if (rep == rt->roles.active) {
 		rt_reject(rt, env, &rt->stats->proto_errors,
-			  "message a driver does not send");
+			  "message an active does not send");
 		return;
 	}
 	rt->stats->proto_errors++;
