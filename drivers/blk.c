@@ -88,6 +88,7 @@ const struct replica_ops blk_ops = {
 	.variants = blk_variants,
 	.state_size = sizeof(struct blk_any),
 	.max_output_bytes = 256 * 1024,
+	.first_input = PV__ENVELOPE__MSG_OPEN,
 	.init = blk_any_init,
 	.apply = blk_any_apply,
 };

@@ -838,6 +838,7 @@ const struct replica_ops blk_qcow2_ops = {
 	.variants = q2_variants,
 	.state_size = sizeof(struct q2_state),
 	.max_output_bytes = Q2_OUTPUT_MAX,
+	.first_input = PV__ENVELOPE__MSG_OPEN,
 	.init = q2_init,
 	.apply = q2_apply,
 };

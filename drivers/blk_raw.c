@@ -348,6 +348,7 @@ const struct replica_ops blk_raw_ops = {
 	.variants = blk_raw_variants,
 	.state_size = sizeof(struct blk_state),
 	.max_output_bytes = BLK_OUTPUT_MAX,
+	.first_input = PV__ENVELOPE__MSG_OPEN,
 	.init = blk_init,
 	.apply = blk_apply,
 };

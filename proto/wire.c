@@ -105,6 +105,22 @@ static const char *check_output(const Pv__OutputId *id, uint32_t generation)
 	return why;
 }
 
+static const char *check_input(const Pv__Input *in)
+{
+	if (!in->seq)
+		return "input with seq 0";
+	return in->data.len > PV_DATA_MAX ? "input data too large" : NULL;
+}
+
+static const char *check_generic_output(const Pv__Output *out)
+{
+	const char *why = check_output(out->id, out->generation);
+
+	if (!why && out->data.len > PV_DATA_MAX)
+		why = "output data too large";
+	return why;
+}
+
 static bool oneof_unset(const ProtobufCMessage *m,
 			const ProtobufCFieldDescriptor *f)
 {
@@ -170,6 +186,10 @@ static const char *pv_msg_check(const Pv__Envelope *e)
 	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
 		return check_output(e->guest_completion->id,
 				    e->guest_completion->generation);
+	case PV__ENVELOPE__MSG_INPUT:
+		return check_input(e->input);
+	case PV__ENVELOPE__MSG_OUTPUT:
+		return check_generic_output(e->output);
 	case PV__ENVELOPE__MSG_ACK:
 		if (e->ack->n_executed > PV_SEGS_MAX)
 			return "too many acked outputs";
@@ -254,6 +274,53 @@ const char *pv_msg_name(const Pv__Envelope *env)
 	f = protobuf_c_message_descriptor_get_field(&pv__envelope__descriptor,
 						    env->msg_case);
 	return f ? f->name : "none";
+}
+
+uint64_t pv_msg_input_seq(const Pv__Envelope *env)
+{
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_OPEN:
+		return env->open->seq;
+	case PV__ENVELOPE__MSG_IO_REQUEST:
+		return env->io_request->seq;
+	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+		return env->device_completion->seq;
+	case PV__ENVELOPE__MSG_INPUT:
+		return env->input->seq;
+	default:
+		return 0;
+	}
+}
+
+#define OUT_FIELDS(f, m)						\
+	((f)->msg = &(m)->base, (f)->id = &(m)->id,			\
+	 (f)->generation = &(m)->generation, 0)
+
+int pv_msg_output_fields(const Pv__Envelope *env, struct pv_out_fields *f)
+{
+	switch (env->msg_case) {
+	case PV__ENVELOPE__MSG_ATTACH:
+		return OUT_FIELDS(f, env->attach);
+	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
+		return OUT_FIELDS(f, env->device_command);
+	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
+		return OUT_FIELDS(f, env->guest_completion);
+	case PV__ENVELOPE__MSG_OUTPUT:
+		return OUT_FIELDS(f, env->output);
+	default:
+		return -EINVAL;
+	}
+}
+
+Pv__OutputId *pv_msg_output_id(const Pv__Envelope *env, uint32_t **gen)
+{
+	struct pv_out_fields f;
+
+	if (pv_msg_output_fields(env, &f))
+		return NULL;
+	if (gen)
+		*gen = f.generation;
+	return *f.id;
 }
 
 int pv_output_id_cmp(const Pv__OutputId *a, const Pv__OutputId *b)

@@ -26,8 +26,9 @@
  * in Hello, HelloReply, SnapshotReady and Seed instead of build ids.
  * 3: DeviceCommand.after means completed successfully, .durable (on
  * stable storage first), GuestCompletion.host_error. 4: Error.resend_from.
+ * 6: Input and Output, any state machine's (the cluster manager's).
  */
-#define PV_PROTOCOL_VERSION	5
+#define PV_PROTOCOL_VERSION	6
 #define PV_MSG_MAX		(128 * 1024)	/* one envelope, encoded */
 #define PV_DATA_MAX		(64 * 1024)	/* bytes in one message's data */
 #define PV_SEGS_MAX		1024		/* segments in one message */
@@ -50,6 +51,31 @@ void pv_msg_free(Pv__Envelope *env);
 
 /* Name of the envelope's message type, for logs. */
 const char *pv_msg_name(const Pv__Envelope *env);
+
+/*
+ * The one place that knows which messages are sequenced inputs and which
+ * are outputs (the replica runtime and the router both ask here).
+ */
+/* The seq of a sequenced input (Open, IoRequest, DeviceCompletion,
+ * Input); 0 for any other message. */
+uint64_t pv_msg_input_seq(const Pv__Envelope *env);
+
+/* An output's fields: the message, its id and its generation. */
+struct pv_out_fields {
+	ProtobufCMessage *msg;
+	Pv__OutputId **id;
+	uint32_t *generation;
+};
+
+/* -EINVAL when @env is not an output (Attach, DeviceCommand,
+ * GuestCompletion, Output). */
+int pv_msg_output_fields(const Pv__Envelope *env, struct pv_out_fields *f);
+
+/*
+ * An output's id, and in *@gen (when not NULL) where its generation is;
+ * NULL when @env is not an output.
+ */
+Pv__OutputId *pv_msg_output_id(const Pv__Envelope *env, uint32_t **gen);
 
 /* Compare output ids: <0, 0, >0 (by seq, then index). */
 int pv_output_id_cmp(const Pv__OutputId *a, const Pv__OutputId *b);

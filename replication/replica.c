@@ -231,7 +231,8 @@ static size_t frame_output(struct replica *r, const struct log_rec *rec)
 
 	gen[0] = GEN_TAG;
 	glen = 1 + varint_put(gen + 1, r->generation);
-	*p++ = (uint8_t)(rec->kind << 3 | 2);
+	/* the field's tag: 2 bytes from field 16 on (Input, Output) */
+	p += varint_put(p, (uint64_t)rec->kind << 3 | 2);
 	p += varint_put(p, (uint64_t)rec->len + glen);
 	memcpy(p, rec + 1, rec->len);
 	p += rec->len;
@@ -254,6 +255,8 @@ static size_t diverge(struct replica *r, size_t len)
 		env->guest_completion->written ^= 1;
 	else if (env->msg_case == PV__ENVELOPE__MSG_ATTACH)
 		env->attach->virtual_size ^= 512;
+	else if (env->msg_case == PV__ENVELOPE__MSG_OUTPUT)
+		env->output->kind ^= 1;
 	n = pv_msg_encode(env, r->sbuf, PV_MSG_MAX);
 	pv_msg_free(env);
 	qb_log(LOG_WARNING, "%s: TEST HOOK: spare output %llu diverged",
@@ -413,37 +416,8 @@ int replica_flush(struct replica *r)
 
 /* ---- emitting outputs (called from apply) ---- */
 
-struct out_fields {
-	ProtobufCMessage *msg;
-	Pv__OutputId **id;
-	uint32_t *generation;
-};
-
-static int out_fields(Pv__Envelope *env, struct out_fields *f)
-{
-	switch (env->msg_case) {
-	case PV__ENVELOPE__MSG_ATTACH:
-		f->msg = &env->attach->base;
-		f->id = &env->attach->id;
-		f->generation = &env->attach->generation;
-		return 0;
-	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
-		f->msg = &env->device_command->base;
-		f->id = &env->device_command->id;
-		f->generation = &env->device_command->generation;
-		return 0;
-	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
-		f->msg = &env->guest_completion->base;
-		f->id = &env->guest_completion->id;
-		f->generation = &env->guest_completion->generation;
-		return 0;
-	default:
-		return -EINVAL;
-	}
-}
-
 static int out_keep(struct replica_out *out, Pv__Envelope *env,
-		    struct out_fields *f)
+		    struct pv_out_fields *f)
 {
 	size_t len = protobuf_c_message_get_packed_size(f->msg);
 	struct log_rec *rec;
@@ -464,13 +438,13 @@ static int out_keep(struct replica_out *out, Pv__Envelope *env,
 int replica_emit(struct replica_out *out, Pv__Envelope *env)
 {
 	Pv__OutputId id = PV__OUTPUT_ID__INIT, *saved_id;
-	struct out_fields f;
+	struct pv_out_fields f;
 	uint32_t saved_gen;
 	int err;
 
 	if (out->err)
 		return out->err;
-	err = out_fields(env, &f);
+	err = pv_msg_output_fields(env, &f);
 	if (err)
 		return err;
 	id.seq = out->seq;
@@ -505,20 +479,6 @@ void replica_out_fail(struct replica_out *out, const char *why)
 
 /* ---- inputs and control messages ---- */
 
-static uint64_t input_seq(const Pv__Envelope *env)
-{
-	switch (env->msg_case) {
-	case PV__ENVELOPE__MSG_OPEN:
-		return env->open->seq;
-	case PV__ENVELOPE__MSG_IO_REQUEST:
-		return env->io_request->seq;
-	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
-		return env->device_completion->seq;
-	default:
-		return 0;
-	}
-}
-
 static int input_apply(struct replica *r, const Pv__Envelope *env,
 		       uint64_t seq)
 {
@@ -548,15 +508,17 @@ static int input_apply(struct replica *r, const Pv__Envelope *env,
 
 static int handle_input(struct replica *r, const Pv__Envelope *env)
 {
-	uint64_t seq = input_seq(env), applied = r->rs->applied_seq;
+	uint64_t seq = pv_msg_input_seq(env), applied = r->rs->applied_seq;
 
 	if (seq <= applied) {
 		r->stats.duplicates++;
 		return 0;
 	}
-	/* a fresh replica opens at any input: the router restarted it */
+	/* a fresh replica starts at any input of the machine's first kind
+	 * (the block driver's Open): its router started it afresh */
 	if (seq != applied + 1 &&
-	    !(!applied && env->msg_case == PV__ENVELOPE__MSG_OPEN)) {
+	    !(!applied && r->ops->first_input &&
+	      env->msg_case == r->ops->first_input)) {
 		r->stats.gaps++;
 		replica_refuse(r, -EPROTO, "input %llu after %llu: gap",
 				   (unsigned long long)seq,
@@ -736,11 +698,9 @@ static int handle(struct replica *r, const Pv__Envelope *env)
 {
 	if (!r->hello)
 		return replica_hello(r, env);
-	switch (env->msg_case) {
-	case PV__ENVELOPE__MSG_OPEN:
-	case PV__ENVELOPE__MSG_IO_REQUEST:
-	case PV__ENVELOPE__MSG_DEVICE_COMPLETION:
+	if (pv_msg_input_seq(env))
 		return handle_input(r, env);
+	switch (env->msg_case) {
 	case PV__ENVELOPE__MSG_ACK:
 		handle_ack(r, env->ack);
 		return 0;

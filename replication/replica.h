@@ -46,11 +46,19 @@ struct replica_ops {
 	size_t state_size;		/* bytes of state in the arena */
 	/* upper bound of the encoded outputs of one input; 0: PV_MSG_MAX */
 	size_t max_output_bytes;
+	/*
+	 * The input a replica that applied nothing takes at any seq, not
+	 * only at 1: its router started it afresh after earlier inputs
+	 * (the block driver's Open, PV__ENVELOPE__MSG_OPEN). 0: none, the
+	 * first input must be 1.
+	 */
+	Pv__Envelope__MsgCase first_input;
 	/* fill a zeroed state; deterministic */
 	int (*init)(void *state);
 	/*
-	 * Apply one sequenced input (Open, IoRequest, DeviceCompletion,
-	 * already validated by pv_msg_decode()). Deterministic: same state
+	 * Apply one sequenced input (Open, IoRequest, DeviceCompletion, or
+	 * Input for a state machine of its own encoding; already validated
+	 * by pv_msg_decode()). Deterministic: same state
 	 * and input, same new state and outputs. A negative errno (with
 	 * replica_out_fail() for the reason) is reported to the router as
 	 * Error; the input still counts as applied.
@@ -60,8 +68,8 @@ struct replica_ops {
 };
 
 /*
- * Emit one output (Attach, DeviceCommand, GuestCompletion) of the input
- * being applied. The runtime sets its id and leaves the generation to the
+ * Emit one output (Attach, DeviceCommand, GuestCompletion, Output) of
+ * the input being applied. The runtime sets its id and leaves the generation to the
  * send; @env is packed at once, so it may point at the input's fields.
  */
 int replica_emit(struct replica_out *out, Pv__Envelope *env);

@@ -5,6 +5,8 @@
  * proto/README.md for the conversation). This file is the block device's
  * side of it: requests in flight, the handlers of the driver's Attach,
  * DeviceCommands and GuestCompletions, submit, life cycle and counters;
+ * the router it uses (replication/router.h) owns the role table,
+ * sequencing, comparison, seeding, promotion and the heartbeat;
  * devswitch_priv.h says where the rest lives.
  *
  * Trust: the driver is a separate process that may be buggy or
@@ -27,8 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,7 +37,6 @@
 
 #include "devswitch_priv.h"
 #include "image.h"
-#include "replica.h"
 #include "transport.h"
 #include "vm.h"
 
@@ -119,7 +118,7 @@ void devswitch_cancel_all(struct devswitch *sw)
 static void ds_on_gone_request(struct devswitch *sw, uint64_t req,
 			       const char *what)
 {
-	if (req < sw->next_seq) {
+	if (req < pv_router_next_seq(sw->rt)) {
 		sw->stats.gone_requests++;
 		return;
 	}
@@ -128,23 +127,16 @@ static void ds_on_gone_request(struct devswitch *sw, uint64_t req,
 	ds_log(sw, what, "for a request never sent");
 }
 
+/* A command that passed the router's checks (its id counts as executed). */
 static void ds_on_command(struct devswitch *sw, const Pv__DeviceCommand *c)
 {
 	struct ds_req *q = NULL;
 	const char *why;
-	uint64_t *ctr = &sw->stats.rejected;
 
 	sw->stats.commands++;
 	if (c->request_seq)
 		q = ds_req_find(sw, c->request_seq);
-	why = ds_check_output(sw, c->id, c->generation, &ctr);
-	if (why) {
-		ds_reject(sw, "command", ctr, q, why);
-		if (ctr != &sw->stats.rejected)
-			sw->stats.rejected++;
-		return;
-	}
-	ds_ack(sw, c->id);
+	pv_router_ack(sw->rt, c->id);
 	if (c->request_seq && !q)
 		ds_on_gone_request(sw, c->request_seq, "command");
 	if ((c->request_seq && !q) || (q && q->aborted)) {
@@ -187,15 +179,9 @@ static void ds_on_guest_completion(struct devswitch *sw,
 				   const Pv__GuestCompletion *g)
 {
 	struct ds_req *q = ds_req_find(sw, g->request_seq);
-	uint64_t *ctr = &sw->stats.completions_rejected;
 	const char *why;
 
-	why = ds_check_output(sw, g->id, g->generation, &ctr);
-	if (why) {
-		ds_reject(sw, "completion", ctr, q, why);
-		return;
-	}
-	ds_ack(sw, g->id);
+	pv_router_ack(sw->rt, g->id);
 	if (!q) {
 		ds_on_gone_request(sw, g->request_seq, "completion");
 		return;
@@ -224,19 +210,15 @@ static uint64_t ds_qcow2_limit(uint64_t size, uint64_t virtual_size)
 
 static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 {
-	uint64_t *ctr = &sw->stats.proto_errors;
-	const char *why;
+	const char *why = ds_check_attach(sw, a);
 
-	why = ds_check_output(sw, a->id, a->generation, &ctr);
-	if (!why)
-		why = ds_check_attach(sw, a);
 	if (why) {
-		ds_reject(sw, "attach", ctr, NULL, why);
+		ds_reject(sw, "attach", &sw->stats.proto_errors, NULL, why);
 		if (sw->state == DS_STARTING)
 			ds_driver_dead(sw, "it sent an unusable Attach");
 		return;
 	}
-	ds_ack(sw, a->id);
+	pv_router_ack(sw->rt, a->id);
 	if (!strcmp(a->format, "qcow2"))
 		image_allow_growth(sw->img, ds_qcow2_limit(sw->img->size,
 							   a->virtual_size));
@@ -244,8 +226,9 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
 	sw->attached = true;
 	sw->state = DS_RUNNING;
 	qb_log(LOG_INFO, "disk%d: %s attached by driver %s: %s, %" PRIu64
-	       " bytes", sw->index, sw->dc->path, ds_who(sw->roles.active),
+	       " bytes", sw->index, sw->dc->path, pv_router_who(sw->rt, false),
 	       a->format, a->virtual_size);
+	pv_router_running(sw->rt);
 	ds_restart_done(sw);
 }
 
@@ -254,8 +237,9 @@ static void ds_on_attach(struct devswitch *sw, const Pv__Attach *a)
  * names ("input 2 (device_completion): "), becomes the one line the user
  * gets, from ds_wait_attach().
  */
-static void ds_start_error(struct devswitch *sw, const Pv__Error *e)
+static void ds_start_error(void *owner, const Pv__Error *e)
 {
+	struct devswitch *sw = owner;
 	const char *why = e->message;
 	int n = 0;
 
@@ -266,24 +250,14 @@ static void ds_start_error(struct devswitch *sw, const Pv__Error *e)
 	ds_driver_dead(sw, e->message);
 }
 
-void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
-		      const Pv__Envelope *env)
+/*
+ * The router's ops->output: an output of the active that passed the
+ * generation and exactly-once checks.
+ */
+static void ds_output(void *owner, const Pv__Envelope *env)
 {
-	struct ds_replica *sp = sw->roles.spare;
-	Pv__OutputId *id = NULL;
-	uint32_t *gen = ds_out_gen(env, &id);
+	struct devswitch *sw = owner;
 
-	/* sent before its promotion: Promote makes it send them again */
-	if (gen && rep->old_gen && *gen == rep->old_gen) {
-		sw->stats.stale_generation++;
-		return;
-	}
-	/* test hook: the active dies with this completion made, unread */
-	if (env->msg_case == PV__ENVELOPE__MSG_GUEST_COMPLETION &&
-	    ds_fault_hit(sw, DSF_COMPLETION))
-		return;
-	if (gen && sw->roles.spare_state == SP_LIVE && id->seq > sp->base_seq)
-		ds_compare(sw, false, id, ds_out_hash(sw, env, gen));
 	switch (env->msg_case) {
 	case PV__ENVELOPE__MSG_ATTACH:
 		ds_on_attach(sw, env->attach);
@@ -298,83 +272,15 @@ void ds_handle_active(struct devswitch *sw, struct ds_replica *rep,
 	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
 		ds_on_guest_completion(sw, env->guest_completion);
 		break;
-	case PV__ENVELOPE__MSG_ACK:
-		ds_on_ack(sw, rep, env->ack);
-		break;
-	case PV__ENVELOPE__MSG_PONG:
-		ds_on_pong(sw, rep, env->pong);
-		break;
-	case PV__ENVELOPE__MSG_SNAPSHOT_READY:
-		ds_on_snapshot_ready(sw, env->snapshot_ready);
-		break;
-	case PV__ENVELOPE__MSG_HELLO_REPLY:
-		ds_on_hello_reply(sw, rep, env->hello_reply);
-		break;
-	case PV__ENVELOPE__MSG_ERROR:
-		if (sw->state == DS_STARTING) {	/* it refused the Open */
-			sw->stats.errors_received++;
-			ds_start_error(sw, env->error);
-			break;
-		}
-		ds_active_error(sw, rep, env->error);
-		break;
 	default:
 		ds_reject(sw, pv_msg_name(env), &sw->stats.proto_errors, NULL,
 			  "message a driver does not send");
 	}
 }
 
-/* The spare's outputs are compared, counted and dropped, never run. */
-void ds_handle_spare(struct devswitch *sw, struct ds_replica *rep,
-		     const Pv__Envelope *env)
-{
-	Pv__OutputId *id = NULL;
-	uint32_t *gen = ds_out_gen(env, &id);
-
-	if (gen) {
-		sw->stats.spare_dropped++;
-		if (sw->roles.spare_state == SP_LIVE && id->seq > rep->base_seq)
-			ds_compare(sw, true, id, ds_out_hash(sw, env, gen));
-		return;
-	}
-	switch (env->msg_case) {
-	case PV__ENVELOPE__MSG_ACK:
-		ds_on_ack(sw, rep, env->ack);
-		break;
-	case PV__ENVELOPE__MSG_PONG:
-		ds_on_pong(sw, rep, env->pong);
-		if (sw->roles.spare_state == SP_HELLO)
-			ds_snapshot_ask(sw);
-		break;
-	case PV__ENVELOPE__MSG_HELLO_REPLY:
-		ds_on_hello_reply(sw, rep, env->hello_reply);
-		break;
-	case PV__ENVELOPE__MSG_ERROR:	/* it cannot mirror the active */
-		sw->stats.errors_received++;
-		qb_log(LOG_WARNING, "disk%d: spare %s: %s", sw->index,
-		       ds_who(rep), env->error->message);
-		ds_rep_fail(sw, rep, "it reported an error");
-		break;
-	default:
-		sw->stats.proto_errors++;
-		ds_rep_fail(sw, rep, "it sent what a spare does not send");
-	}
-}
-
 void devswitch_poll(struct devswitch *sw)
 {
-	spawner_poll(&sw->vm->spawner);	/* the pids of drivers asked for */
-	if (sw->nzombies)
-		ds_reap_zombies(sw, false);
-	if (sw->fenced.ch)
-		ds_poll_fenced(sw);
-	devswitch_batch_begin(sw);
-	ds_poll_rep(sw, sw->roles.active);
-	if (sw->roles.spare_state != SP_NONE)
-		ds_poll_rep(sw, sw->roles.spare);
-	ds_flush_acks(sw);
-	devswitch_batch_end(sw);
-	ds_settle(sw);
+	pv_router_poll(sw->rt);
 }
 
 /*
@@ -384,63 +290,52 @@ void devswitch_poll(struct devswitch *sw)
  */
 void devswitch_batch_begin(struct devswitch *sw)
 {
-	ds_rep_cork(sw->roles.active);
-	ds_rep_cork(sw->roles.spare);
+	pv_router_batch_begin(sw->rt);
 }
 
 void devswitch_batch_end(struct devswitch *sw)
 {
-	ds_rep_uncork(sw, sw->roles.active);
-	ds_rep_uncork(sw, sw->roles.spare);
+	pv_router_batch_end(sw->rt);
 }
 
-int ds_hello(struct devswitch *sw)
+const char *ds_variant(const struct devswitch *sw)
 {
-	Pv__Hello hello = PV__HELLO__INIT;
+	return sw->dc->format ? sw->dc->format : "raw";
+}
+
+/* The driver's first input, after the router's Hello: open the disk. */
+int ds_open(struct devswitch *sw)
+{
 	Pv__Open open = PV__OPEN__INIT;
 	Pv__Envelope env = PV__ENVELOPE__INIT;
 	char disk_id[32];
-	int err;
 
-	ds_hello_init(sw, true, &hello);
-	env.msg_case = PV__ENVELOPE__MSG_HELLO;
-	env.hello = &hello;
-	err = ds_send(sw, &env);
-	if (err)
-		return err;
 	snprintf(disk_id, sizeof(disk_id), "disk%d", sw->index);
-	open.seq = sw->next_seq++;
+	open.seq = pv_router_next_seq(sw->rt);
 	open.disk_id = disk_id;
 	open.format = (char *)ds_variant(sw);
 	open.image_size = sw->img->size;
 	open.read_only = sw->img->readonly;
 	env.msg_case = PV__ENVELOPE__MSG_OPEN;
 	env.open = &open;
-	ds_send_input(sw, open.seq, &env);
-	return sw->roles.active->failed ? -EPIPE : 0;
+	pv_router_input(sw->rt, &env);
+	return pv_router_active_failed(sw->rt) ? -EPIPE : 0;
 }
 
-int ds_wait_attach(struct devswitch *sw)
+static int ds_wait_attach(struct devswitch *sw)
 {
 	uint64_t deadline = vm_clock_ns() + DS_ATTACH_TIMEOUT_MS * 1000000ULL;
 
 	while (!sw->attached && sw->state == DS_STARTING) {
-		struct ds_replica *a = sw->roles.active;
-		struct pollfd p = { .fd = pv_chan_fd(a->ch),
-				    .events = pv_chan_events(a->ch) };
-		uint64_t now = vm_clock_ns();
+		int err;
 
-		if (now >= deadline) {
+		if (vm_clock_ns() >= deadline) {
 			ds_driver_dead(sw, "no Attach within 10 s");
 			break;
 		}
-		if (poll(&p, 1, pv_chan_buffered(a->ch) ? 0 :
-			 (int)((deadline - now) / 1000000 + 1)) < 0 &&
-		    errno != EINTR)
-			return -errno;
-		if (pv_chan_pending(a->ch))
-			ds_txq_flush(sw, a);
-		devswitch_poll(sw);
+		err = pv_router_wait(sw->rt, deadline);
+		if (err)
+			return err;
 	}
 	if (sw->attached)
 		return 0;
@@ -458,28 +353,17 @@ static int ds_link(struct devswitch *sw, struct pv_chan *ch, pid_t pid,
 {
 	int err;
 
-	ds_rep_init(sw, &sw->rep[0], ch, pid);
-	sw->rep[0].spawn_token = token;
-	sw->roles.generation = 1;
-	sw->roles.active = &sw->rep[0];
-	sw->roles.spare = NULL;
 	sw->state = DS_STARTING;
-	err = ds_hello(sw);
-	if (err)
+	sw->start_ns = vm_clock_ns();
+	err = pv_router_start(sw->rt, ch, pid, token);
+	if (!err)
+		err = ds_open(sw);
+	if (err) {
 		qb_log(LOG_ERR, "disk %s: the driver process is gone: %s",
 		       sw->dc->path, strerror(-err));
-	else
-		err = ds_wait_attach(sw);
-	if (err)
 		return err;
-	if (sw->vm->loop &&
-	    !qb_loop_timer_add(sw->vm->loop, QB_LOOP_LOW,
-			       sw->hb_period_ms * 1000000ULL, sw, ds_ping,
-			       &sw->ping_timer))
-		sw->timer_armed = true;
-	if (sw->spare_wanted && sw->vm->loop)
-		ds_spare_start(sw);
-	return 0;
+	}
+	return ds_wait_attach(sw);
 }
 
 static void ds_segs(struct devswitch *sw, const struct blk_req *r,
@@ -506,13 +390,13 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 	}
 	if (sw->state == DS_STARTING && ds_restart_queue(sw, r))
 		return;
-	q = ds_req_slot(sw, sw->next_seq);
+	q = ds_req_slot(sw, pv_router_next_seq(sw->rt));
 	if (sw->state != DS_RUNNING || !q) {
 		sw->stats.failed_dead++;
 		sw->done(sw->owner, r->head, VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
-	q->seq = sw->next_seq++;
+	q->seq = pv_router_next_seq(sw->rt);
 	q->t_ns = vm_clock_ns();
 	q->aborted = false;
 	q->r = *r;
@@ -534,34 +418,73 @@ void devswitch_submit(struct devswitch *sw, const struct blk_req *r)
 	env.msg_case = PV__ENVELOPE__MSG_IO_REQUEST;
 	env.io_request = &io;
 	sw->stats.io_requests++;
-	ds_send_input(sw, q->seq, &env);
-	ds_settle(sw);		/* no replica left: the request failed */
+	pv_router_input(sw->rt, &env);
+	pv_router_settle(sw->rt);	/* no replica left: the request failed */
 }
 
-static void ds_failover_config(struct devswitch *sw,
-			       const struct devswitch_config *cfg)
+static void ds_lock(void *owner)
+{
+	struct devswitch *sw = owner;
+
+	pthread_mutex_lock(&sw->vm->lock);
+}
+
+static void ds_unlock(void *owner)
+{
+	struct devswitch *sw = owner;
+
+	pthread_mutex_unlock(&sw->vm->lock);
+}
+
+static const struct pv_router_ops ds_router_ops = {
+	.lock = ds_lock,
+	.unlock = ds_unlock,
+	.service = ds_service,
+	.output = ds_output,
+	.rejected = ds_rejected,
+	.peek = ds_fault_peek,
+	.start_error = ds_start_error,
+	.spare = ds_want_spare,
+	.lost = ds_lost,
+	.promoted = ds_promoted,
+	.release = ds_release,
+	.seeding = ds_fault_seeding,
+};
+
+/* The disk's router: spares, heartbeat and lag bound from the options. */
+static int ds_router_create(struct devswitch *sw,
+			    const struct devswitch_config *cfg)
 {
 	const struct vm_config *vc = sw->vm->cfg;
+	bool spare = (cfg->disk->spare_local || cfg->disk->spare_url[0]) &&
+		     !cfg->disk->inline_io;
+	struct pv_router_config rc = {
+		.name = sw->name,
+		.kind = "driver",
+		.variant = ds_variant(sw),
+		.loop = sw->vm->loop,
+		.spare_wanted = spare,
+		.spare_remote = sw->spare_url != NULL,
+		/* without a spare a hang is only worth declaring when sure */
+		.hb_period_ms = spare ? DS_HB_PERIOD_MS :
+				DS_HB_NOSPARE_PERIOD_MS,
+		.hb_limit_ms = spare ? DS_HB_LIMIT_MS : DS_HB_NOSPARE_LIMIT_MS,
+		.spare_lag = vc && vc->spare_lag ? vc->spare_lag : DS_SPARE_LAG,
+		.fence_by_generation = sw->fault == DSF_FENCE_GEN,
+		.stats = &sw->stats.router,
+	};
 
-	sw->spare_wanted = (cfg->disk->spare_local ||
-			    cfg->disk->spare_url[0]) && !cfg->disk->inline_io;
-	sw->spare_url = cfg->disk->spare_url[0] ? cfg->disk->spare_url : NULL;
-	/* without a spare a hang is only worth declaring when sure */
-	sw->hb_period_ms = sw->spare_wanted ? DS_HB_PERIOD_MS :
-			   DS_HB_NOSPARE_PERIOD_MS;
-	sw->hb_limit_ms = sw->spare_wanted ? DS_HB_LIMIT_MS :
-			  DS_HB_NOSPARE_LIMIT_MS;
+	sw->spare_wanted = spare;
 	if (vc && vc->hb_period_ms) {
-		sw->hb_period_ms = vc->hb_period_ms;
-		sw->hb_limit_ms = vc->hb_limit_ms;
+		rc.hb_period_ms = vc->hb_period_ms;
+		rc.hb_limit_ms = vc->hb_limit_ms;
 	}
-	sw->spare_lag = vc && vc->spare_lag ? vc->spare_lag : DS_SPARE_LAG;
 	sw->link_timeout_ms = vc && vc->link_timeout_ms ? vc->link_timeout_ms :
 			      PV_LINK_TIMEOUT_DEFAULT;
-	if (sw->link_timeout_ms < sw->hb_limit_ms)
-		sw->link_timeout_ms = sw->hb_limit_ms;
-	if (sw->spare_lag > DS_ILOG_MAX / 2)
-		sw->spare_lag = DS_ILOG_MAX / 2;
+	if (sw->link_timeout_ms < rc.hb_limit_ms)
+		sw->link_timeout_ms = rc.hb_limit_ms;
+	rc.link_timeout_ms = sw->link_timeout_ms;
+	return pv_router_create(&rc, &ds_router_ops, sw, &sw->rt);
 }
 
 static struct devswitch *ds_alloc(struct vm *vm,
@@ -575,15 +498,15 @@ static struct devswitch *ds_alloc(struct vm *vm,
 	sw->dc = cfg->disk;
 	sw->img = cfg->img;
 	sw->index = cfg->index;
+	snprintf(sw->name, sizeof(sw->name), "disk%d", sw->index);
 	sw->done = cfg->done;
 	sw->owner = cfg->owner;
-	sw->next_seq = 1;
-	sw->snap_fd = -1;
-	sw->rep[0].sw = sw;
-	sw->rep[1].sw = sw;
-	sw->fenced.sw = sw;
-	ds_failover_config(sw, cfg);
+	sw->spare_url = cfg->disk->spare_url[0] ? cfg->disk->spare_url : NULL;
 	ds_fault_parse(sw);
+	if (ds_router_create(sw, cfg)) {
+		free(sw);
+		return NULL;
+	}
 	return sw;
 }
 
@@ -644,28 +567,9 @@ void devswitch_destroy(struct devswitch *sw)
 		return;
 	spawner_forget(&sw->vm->spawner, sw);
 	ds_hold_drop(sw);
-	if (sw->roles.spare) {	/* closing is no drop: nothing to say */
-		struct ds_replica *sp = sw->roles.spare;
-
-		sw->roles.spare = NULL;
-		sw->roles.spare_state = SP_NONE;
-		ds_rep_end(sw, sp, "disk closed", true);
-	}
-	if (sw->fenced.ch)
-		ds_rep_end(sw, &sw->fenced, "disk closed", true);
-	if (sw->state != DS_DEAD && sw->state != DS_INLINE) {
-		ds_unlink(sw);		/* the driver sees EOF and exits */
-		for (int i = 0; i < 2; i++)
-			ds_reap(sw, &sw->rep[i], "disk closed", false);
-	}
+	pv_router_destroy(sw->rt);	/* the driver sees EOF and exits */
 	ds_reap_zombies(sw, true);
 	free(sw->restart_pend);
-	for (int i = 0; i < DS_ILOG_MAX; i++)
-		free(sw->ilog[i].buf);
-	if (sw->snap_map)
-		munmap(sw->snap_map, DS_SNAP_MAX);
-	if (sw->snap_fd >= 0)
-		close(sw->snap_fd);
 	free(sw);
 }
 
@@ -681,22 +585,43 @@ const struct devswitch_stats *devswitch_stats(const struct devswitch *sw)
 
 pid_t devswitch_driver_pid(const struct devswitch *sw)
 {
-	return sw->roles.active ? sw->roles.active->pid : 0;
+	return pv_router_pid(sw->rt, false);
 }
 
 pid_t devswitch_spare_pid(const struct devswitch *sw)
 {
-	return sw->roles.spare ? sw->roles.spare->pid : 0;
+	return pv_router_pid(sw->rt, true);
 }
 
 bool devswitch_spare_live(const struct devswitch *sw)
 {
-	return sw->roles.spare_state == SP_LIVE;
+	return pv_router_spare_state(sw->rt) == PV_SPARE_LIVE;
 }
 
 uint32_t devswitch_generation(const struct devswitch *sw)
 {
-	return sw->roles.generation;
+	return pv_router_generation(sw->rt);
+}
+
+const char *devswitch_driver_build(const struct devswitch *sw)
+{
+	return pv_router_build(sw->rt, false);
+}
+
+const char *devswitch_spare_build(const struct devswitch *sw)
+{
+	return pv_router_build(sw->rt, true);
+}
+
+int devswitch_add_spare_chan(struct devswitch *sw, struct pv_chan *ch,
+			     pid_t pid)
+{
+	return pv_router_add_spare(sw->rt, ch, pid);
+}
+
+int devswitch_switchover(struct devswitch *sw)
+{
+	return pv_router_switchover(sw->rt);
 }
 
 void devswitch_stats_print(const struct devswitch *sw)
@@ -757,7 +682,7 @@ void devswitch_stats_print(const struct devswitch *sw)
 	       "executed_twice=%llu last_stall_us=%llu max_stall_us=%llu "
 	       "switchovers=%llu connects=%llu resends=%llu",
 	       sw->index, (int)devswitch_driver_pid(sw),
-	       (int)devswitch_spare_pid(sw), sw->roles.generation,
+	       (int)devswitch_spare_pid(sw), devswitch_generation(sw),
 	       (unsigned long long)s->mirrored,
 	       (unsigned long long)s->spare_compared,
 	       (unsigned long long)s->spare_dropped,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The device switch of one disk (DESIGN.md section 4): the router between
- * the virtio-blk frontend and the disk's driver replicas.
+ * the virtio-blk frontend and the disk's driver replicas. What is not
+ * block-specific (role table, sequencing, comparison, seeding, promotion,
+ * heartbeat) is replication/router.h, which this switch owns and feeds.
  *
  * It spawns the driver (pairvisor-blkdrv next to this executable, on fd 3),
  * sends it the guest's requests as sequenced IoRequests, validates and
@@ -34,6 +36,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "router.h"
+
 struct vm;
 struct vm_disk_config;
 struct image;
@@ -58,8 +62,16 @@ struct pv_chan;
 typedef void ds_done_fn(void *owner, uint16_t head, uint8_t status,
 			uint32_t written);
 
+/*
+ * The switch's counters. The router's (replication/router.h) come first,
+ * under their own names too (a struct_group): the router counts into
+ * them directly.
+ */
 struct devswitch_stats {
-	uint64_t inputs;		/* sequenced inputs sent */
+	union {
+		struct { PV_ROUTER_STATS_MEMBERS };
+		struct pv_router_stats router;
+	};
 	uint64_t io_requests;
 	uint64_t commands;		/* DeviceCommands received */
 	uint64_t executed;		/* ... executed on the image */
@@ -77,39 +89,12 @@ struct devswitch_stats {
 					 * a reset (or never sent): acked */
 	uint64_t completions;		/* GuestCompletions delivered */
 	uint64_t completions_rejected;
-	uint64_t stale_generation;	/* outputs of another generation */
-	uint64_t duplicates;		/* output ids already executed */
-	uint64_t malformed;		/* undecodable driver messages */
-	uint64_t proto_errors;		/* unexpected messages */
-	uint64_t errors_sent, errors_received;
-	uint64_t acks_sent, acks_received, pings, pongs;
-	uint64_t queued;		/* messages a channel took later */
-	uint64_t resent;		/* inputs sent again after an Error */
-	uint64_t log_bytes;		/* inputs kept for a re-send, now */
 	uint64_t failed_dead;		/* requests failed: no driver */
-	uint64_t driver_deaths;
-	uint64_t applied_seq;		/* driver's last acked input */
-	/* spare=local: mirroring, seeding, promotion */
-	uint64_t mirrored;		/* inputs sent to the live spare */
-	uint64_t spare_compared;	/* spare outputs matched by id */
-	uint64_t spare_dropped;		/* spare outputs dropped */
-	uint64_t divergences;		/* ... that did not match */
-	uint64_t spare_lagging;		/* spares dropped beyond the bound */
-	uint64_t spare_drops;		/* spares dropped, any reason */
-	uint64_t seeds;			/* spares seeded from a snapshot */
-	uint64_t seed_pause_ns;		/* the active's last snapshot pause */
-	uint64_t seed_pause_max_ns;
-	uint64_t failovers;		/* spares promoted */
 	uint64_t executed_twice;	/* command ids run twice: must be 0 */
-	uint64_t fenced_rejected;	/* test hook: a fenced active's outputs */
 	uint64_t restarts;		/* active died, spare not seeded yet */
-	uint64_t resends;		/* inputs sent again on a replica's Error */
-	uint64_t switchovers;		/* planned: pairctl switchover */
-	uint64_t connects;		/* links opened to remote spares */
 	uint64_t last_stall_ns;		/* completion gap around a failover */
 	uint64_t max_stall_ns;
 	/* the drivers' sandbox (README.md, the sandbox, vmm/jail.c) */
-	uint64_t regions_refused;	/* memfds shared unsealed: replica failed */
 	uint64_t seccomp_kills;		/* drivers ended by SIGSYS */
 };
 
@@ -178,22 +163,8 @@ pid_t devswitch_driver_pid(const struct devswitch *sw);
 pid_t devswitch_spare_pid(const struct devswitch *sw);
 
 /* Where a replica runs and how its link does (pairctl status). */
-struct devswitch_link {
-	bool present;
-	bool remote;		/* on the peer host */
-	const char *where;	/* "local", or the peer's HOST:PORT */
-	pid_t pid;		/* on its own host; 0 not known yet */
-	const char *transport;	/* "unix", "tcp" */
-	bool up;		/* connected and authenticated */
-	uint64_t rtt_ns;	/* the last ping's round trip */
-	uint64_t msgs_sent, bytes_sent, msgs_recv, bytes_recv;
-	uint64_t queued_bytes;	/* waiting for the kernel now (and unacked) */
-	uint64_t reconnects;	/* its session resumed on a new connection */
-	uint64_t resent;	/* frames written again on resuming */
-	const char *state;	/* "up", "connecting", "resuming" */
-};
 void devswitch_link_info(const struct devswitch *sw, bool spare,
-			 struct devswitch_link *out);
+			 struct pv_router_link *out);
 bool devswitch_spare_live(const struct devswitch *sw);
 /* The active's and the spare's build ids (HelloReply), NULL if unknown. */
 const char *devswitch_driver_build(const struct devswitch *sw);

@@ -7,7 +7,8 @@
  * depends on ran before it; a guest completion's status and length. A
  * violation is counted, logged (rate-limited), answered with Error and
  * fails the request with IOERR (ds_reject()). The generation and id
- * checks are the router's (ds_check_output()).
+ * checks are the router's (replication/router.h), which hands what fails
+ * them to ds_rejected().
  */
 #include <errno.h>
 #include <string.h>
@@ -29,15 +30,56 @@ void ds_log(struct devswitch *sw, const char *what, const char *why)
 		       n == DS_LOG_MAX ? " (no more of these logged)" : "");
 }
 
+/* Log, tell the driver, fail the request. */
+static void ds_refuse(struct devswitch *sw, const char *what,
+		      struct ds_req *q, const char *why)
+{
+	ds_log(sw, what, why);
+	if (q)
+		ds_req_abort(sw, q);
+	pv_router_reject(sw->rt, why);
+}
+
 /* Reject an output: count, log, tell the driver, fail its request. */
 void ds_reject(struct devswitch *sw, const char *what, uint64_t *ctr,
 	       struct ds_req *q, const char *why)
 {
 	(*ctr)++;
-	ds_log(sw, what, why);
-	if (q)
-		ds_req_abort(sw, q);
-	ds_send_error(sw, -EPERM, why);
+	ds_refuse(sw, what, q, why);
+}
+
+/*
+ * The router's ops->rejected: a message of the active the router refused
+ * (counted there): an output that failed its generation or id checks,
+ * one a driver does not send, one that did not decode (@env NULL).
+ */
+void ds_rejected(void *owner, const Pv__Envelope *env, const char *why)
+{
+	struct devswitch *sw = owner;
+	Pv__Envelope__MsgCase type = env ? env->msg_case :
+				     PV__ENVELOPE__MSG__NOT_SET;
+	struct ds_req *q = NULL;
+
+	switch (type) {
+	case PV__ENVELOPE__MSG_DEVICE_COMMAND:
+		sw->stats.commands++;
+		if (env->device_command->request_seq)
+			q = ds_req_find(sw, env->device_command->request_seq);
+		ds_refuse(sw, "command", q, why);
+		sw->stats.rejected++;
+		break;
+	case PV__ENVELOPE__MSG_GUEST_COMPLETION:
+		q = ds_req_find(sw, env->guest_completion->request_seq);
+		ds_refuse(sw, "completion", q, why);
+		break;
+	case PV__ENVELOPE__MSG_ATTACH:
+		ds_refuse(sw, "attach", NULL, why);
+		if (sw->state == DS_STARTING)
+			ds_driver_dead(sw, "it sent an unusable Attach");
+		break;
+	default:
+		ds_refuse(sw, env ? pv_msg_name(env) : "message", NULL, why);
+	}
 }
 
 static bool ds_seg_inside(const struct blk_req *r, bool in,
@@ -130,10 +172,10 @@ const char *ds_check_after(struct devswitch *sw,
 			   const Pv__DeviceCommand *c)
 {
 	for (size_t i = 0; i < c->n_after; i++)
-		if (ds_id_cmp(sw, c->after[i]) >= 0)
+		if (pv_router_id_cmp(sw->rt, c->after[i]) >= 0)
 			return "depends on an output not executed before it";
 	for (size_t i = 0; i < c->n_durable; i++)
-		if (ds_id_cmp(sw, c->durable[i]) >= 0)
+		if (pv_router_id_cmp(sw->rt, c->durable[i]) >= 0)
 			return "depends on an output not executed before it";
 	return NULL;
 }

@@ -146,7 +146,7 @@ void ds_complete(struct devswitch *sw, const Pv__OutputId *id, int status,
 		ds_note_failed(sw, id, status);
 	cid.seq = id->seq;
 	cid.index = id->index;
-	dc.seq = sw->next_seq++;
+	dc.seq = pv_router_next_seq(sw->rt);
 	dc.command = &cid;
 	dc.status = status;
 	if (!status && rlen) {
@@ -155,7 +155,7 @@ void ds_complete(struct devswitch *sw, const Pv__OutputId *id, int status,
 	}
 	env.msg_case = PV__ENVELOPE__MSG_DEVICE_COMPLETION;
 	env.device_completion = &dc;
-	ds_send_input(sw, dc.seq, &env);
+	pv_router_input(sw->rt, &env);
 }
 
 /* ---- running one command ---- */
@@ -409,8 +409,8 @@ void devswitch_resume(struct devswitch *sw)
 			return;
 		ds_hold_pop(sw);
 	}
-	ds_flush_acks(sw);
-	ds_settle(sw);
+	pv_router_flush_acks(sw->rt);
+	pv_router_settle(sw->rt);
 }
 
 uint32_t devswitch_held(const struct devswitch *sw)

@@ -3,7 +3,8 @@
  * Test-only fault hooks of the device switch (vmm/README.md), off unless
  * PAIRVISOR_FAULT is set when a disk's switch is created, and logged as
  * TEST HOOK: kill the active at the Nth occurrence of an event, or fence
- * the old active by generation only at promotion.
+ * the old active by generation only at promotion (the router does that:
+ * pv_router_config.fence_by_generation).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -95,62 +96,31 @@ int ds_fault_error(struct devswitch *sw, const Pv__DeviceCommand *c)
 /* At the fault_n-th @ev, SIGKILL the active here; true if it was. */
 bool ds_fault_hit(struct devswitch *sw, enum ds_fault ev)
 {
-	struct ds_replica *a = sw->roles.active;
+	pid_t pid = pv_router_pid(sw->rt, false);
 
-	if (sw->fault != ev || !sw->fault_n || --sw->fault_n || !a)
+	if (sw->fault != ev || !sw->fault_n || --sw->fault_n ||
+	    pv_router_state(sw->rt) == PV_ROUTER_IDLE ||
+	    pv_router_state(sw->rt) == PV_ROUTER_DEAD)
 		return false;
 	qb_log(LOG_WARNING, "disk%d: TEST HOOK: killing active pid %d at event %d",
-	       sw->index, (int)a->pid, (int)ev);
-	if (a->pid > 0)
-		kill(a->pid, SIGKILL);
-	ds_rep_fail(sw, a, "killed by the test hook");
+	       sw->index, (int)pid, (int)ev);
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	pv_router_fail(sw->rt, false, "killed by the test hook");
 	return true;
 }
 
-/*
- * DSF_FENCE_GEN: the old active runs on, its channel still read; what it
- * sends is refused on its generation alone (counted, never executed, its
- * request not failed: the new active answers it).
- */
-void ds_poll_fenced(struct devswitch *sw)
+/* The router's ops->peek: the active dies with this completion made. */
+bool ds_fault_peek(void *owner, const Pv__Envelope *env)
 {
-	struct ds_replica *f = &sw->fenced;
-
-	for (int i = 0; f->ch && i < DS_POLL_BATCH; i++) {
-		ssize_t n = pv_chan_recv(f->ch, sw->rx, sizeof(sw->rx));
-		const char *why = NULL;
-		Pv__OutputId *id = NULL;
-		Pv__Envelope *env;
-		uint32_t *gen;
-
-		if (n == -EAGAIN || n == -EINTR)
-			return;
-		if (n <= 0) {
-			ds_rep_end(sw, f, "fenced, it hung up", true);
-			return;
-		}
-		env = pv_msg_decode(sw->rx, n, &why);
-		gen = env ? ds_out_gen(env, &id) : NULL;
-		if (gen && *gen != sw->roles.generation) {
-			if (!sw->stats.fenced_rejected++)
-				qb_log(LOG_WARNING, "disk%d: fenced pid %d: output (%" PRIu64
-				       ", %u) of generation %u rejected", sw->index,
-				       (int)f->pid, id->seq, id->index, *gen);
-			sw->stats.stale_generation++;
-		} else if (gen) {
-			sw->stats.proto_errors++;
-		}
-		pv_msg_free(env);
-	}
+	return env->msg_case != PV__ENVELOPE__MSG_GUEST_COMPLETION ||
+	       !ds_fault_hit(owner, DSF_COMPLETION);
 }
 
-/* Test hook: keep the old active's process and channel, fenced by gen. */
-void ds_fence_gen(struct devswitch *sw, struct ds_replica *old)
+/* The router's ops->seeding: the active dies with the snapshot asked. */
+void ds_fault_seeding(void *owner)
 {
-	qb_log(LOG_WARNING, "disk%d: TEST HOOK: pid %d fenced by generation only (not killed)",
-	       sw->index, (int)old->pid);
-	ds_rep_move(sw, old, &sw->fenced);
-	sw->fenced.failed = NULL;
+	ds_fault_hit(owner, DSF_SEEDING);
 }
 
 /* DSF_GROW: @c took the image into a new DS_GROW_STEP. */

@@ -209,7 +209,7 @@ static bool status_name_ok(const char *s)
 /*
  * A spare's link may not be declared lost before an active's hang. Only
  * a --link-timeout given is checked: the default is raised to the
- * heartbeat limit where that is longer (ds_failover_config()).
+ * heartbeat limit where that is longer (ds_router_create()).
  */
 static int link_timeout_check(const struct vm_config *cfg)
 {

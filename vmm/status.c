@@ -51,7 +51,7 @@ static void status_link(const struct devswitch *ds, bool spare,
 			struct status_links *b, Pvctl__LinkStatus **out)
 {
 	Pvctl__LinkStatus *l = &b->l[spare];
-	struct devswitch_link li;
+	struct pv_router_link li;
 
 	devswitch_link_info(ds, spare, &li);
 	if (!li.present)

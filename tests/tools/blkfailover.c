@@ -183,7 +183,7 @@ static int verdict(struct fo *f, bool killed, bool remote, bool keep)
 {
 	struct vm *vm = harness_vm(f->h);
 	const struct devswitch_stats *s;
-	struct devswitch_link li, ls;
+	struct pv_router_link li, ls;
 	int bad;
 
 	pthread_mutex_lock(&vm->lock);
