@@ -12,7 +12,7 @@
 #include "cluster.pb-c.h"
 #include "hosts.h"
 
-#define HOSTS_MSG_MAX	1024		/* an Announce is far smaller */
+#define HOSTS_MSG_MAX	(512 * 1024)	/* a ForwardReply with every guest */
 
 static void host_set(struct pv_host *h, const char *name, const char *addr)
 {
@@ -95,11 +95,13 @@ static int hosts_announce(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid,
 }
 
 int pv_hosts_deliver(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid,
-		     const void *msg, size_t len)
+		     const void *msg, size_t len, Pvcl__CpgMessage **out)
 {
+	struct pv_host *from = pv_hosts_by_node(hs, nodeid);
 	Pvcl__CpgMessage *m;
 	int err = 0;
 
+	*out = NULL;
 	if (len > HOSTS_MSG_MAX)
 		return hosts_bad(hs, nodeid, "too long");
 	m = pvcl__cpg_message__unpack(NULL, len, msg);
@@ -109,10 +111,19 @@ int pv_hosts_deliver(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid,
 	case PVCL__CPG_MESSAGE__MSG_ANNOUNCE:
 		err = hosts_announce(hs, nodeid, pid, m->announce);
 		break;
+	case PVCL__CPG_MESSAGE__MSG_FORWARD:
+	case PVCL__CPG_MESSAGE__MSG_FORWARD_REPLY:
+		/* only from a daemon that announced itself a host of ours */
+		if (!from || from->pid != pid)
+			err = hosts_bad(hs, nodeid, "a request from a daemon that is no host of this cluster");
+		break;
 	default:
 		err = hosts_bad(hs, nodeid, "unknown message");
 	}
-	pvcl__cpg_message__free_unpacked(m, NULL);
+	if (err)
+		pvcl__cpg_message__free_unpacked(m, NULL);
+	else
+		*out = m;
 	return err;
 }
 
@@ -124,17 +135,9 @@ void pv_hosts_left(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid)
 		h->pid = 0;
 }
 
-int pv_hosts_announce(const struct pv_hosts *hs, void *buf, size_t cap)
+void pv_hosts_announce(const struct pv_hosts *hs, Pvcl__Announce *a)
 {
-	Pvcl__Announce a = PVCL__ANNOUNCE__INIT;
-	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
-
-	a.host = (char *)hs->h[0].name;
-	a.build = (char *)hs->h[0].build;
-	a.address = (char *)hs->h[0].address;
-	m.msg_case = PVCL__CPG_MESSAGE__MSG_ANNOUNCE;
-	m.announce = &a;
-	if (pvcl__cpg_message__get_packed_size(&m) > cap)
-		return -EMSGSIZE;
-	return (int)pvcl__cpg_message__pack(&m, buf);
+	a->host = (char *)hs->h[0].name;
+	a->build = (char *)hs->h[0].build;
+	a->address = (char *)hs->h[0].address;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.pb-c.h"
 #include "config.h"
 
 #define PV_HOSTS		2	/* this host and its peer */
@@ -40,15 +41,18 @@ void pv_hosts_init(struct pv_hosts *hs, const struct pv_config *c,
 /* Corosync told us our node id (0: disconnected). */
 void pv_hosts_local(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid);
 /*
- * A CPG message from daemon @pid of node @nodeid: an Announce updates
- * its host. 0, or -EBADMSG (counted).
+ * A CPG message from daemon @pid of node @nodeid, decoded into *@out
+ * (the caller frees it: pvcl__cpg_message__free_unpacked) for what else
+ * it carries; an Announce updates its host. 0, or -EBADMSG (counted):
+ * undecodable, unknown, from an unknown host or a daemon that never
+ * announced itself.
  */
 int pv_hosts_deliver(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid,
-		     const void *msg, size_t len);
+		     const void *msg, size_t len, Pvcl__CpgMessage **out);
 /* Daemon @pid of node @nodeid left the group. */
 void pv_hosts_left(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid);
-/* Our Announce, packed into @buf: its length or -errno. */
-int pv_hosts_announce(const struct pv_hosts *hs, void *buf, size_t cap);
+/* This host's part of our Announce. */
+void pv_hosts_announce(const struct pv_hosts *hs, Pvcl__Announce *a);
 struct pv_host *pv_hosts_by_name(struct pv_hosts *hs, const char *name);
 struct pv_host *pv_hosts_by_node(struct pv_hosts *hs, uint32_t nodeid);
 struct pv_host *pv_hosts_peer(struct pv_hosts *hs);

@@ -76,6 +76,18 @@ static void memb_deliver(cpg_handle_t h, const struct cpg_name *group,
 		m->ops->deliver(m->arg, nodeid, pid, msg, len);
 }
 
+static int memb_reason(uint32_t cpg_reason)
+{
+	switch (cpg_reason) {
+	case CPG_REASON_NODEDOWN:
+		return PV_MEMB_NODEDOWN;
+	case CPG_REASON_PROCDOWN:
+		return PV_MEMB_PROCDOWN;
+	default:
+		return PV_MEMB_LEAVE;
+	}
+}
+
 static void memb_confchg(cpg_handle_t h, const struct cpg_name *group,
 			 const struct cpg_address *members, size_t nr_members,
 			 const struct cpg_address *left, size_t nr_left,
@@ -102,7 +114,7 @@ static void memb_confchg(cpg_handle_t h, const struct cpg_name *group,
 		       "it left");
 		if (m->ops->left)
 			m->ops->left(m->arg, left[i].nodeid, left[i].pid,
-				     left[i].reason);
+				     memb_reason(left[i].reason));
 	}
 	memb_changed(m);
 }

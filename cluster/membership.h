@@ -22,11 +22,11 @@
 
 struct pv_membership;
 
-/* Why a daemon left the group (CPG's reasons). */
+/* Why a daemon left the group (from CPG's reasons). */
 enum pv_memb_reason {
-	PV_MEMB_LEAVE = 2,		/* it left (cpg_leave) */
-	PV_MEMB_NODEDOWN = 3,		/* its host left the membership */
-	PV_MEMB_PROCDOWN = 4,		/* its process went */
+	PV_MEMB_LEAVE,			/* it left (cpg_leave) */
+	PV_MEMB_NODEDOWN,		/* its host left the membership */
+	PV_MEMB_PROCDOWN,		/* its process went */
 };
 
 struct pv_memb_ops {

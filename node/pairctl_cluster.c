@@ -149,7 +149,7 @@ int pctl_cluster_status(bool json)
 	} else if (json) {
 		struct json_object *o = pv_pb_to_json(&r->status->base);
 
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
 		pctl_print_status(r->status);

@@ -271,7 +271,7 @@ static int pctl_vm_list(bool json)
 
 		for (size_t i = 0; i < r->n_vms; i++)
 			json_object_array_add(a, pv_pb_to_json(&r->vms[i]->base));
-		puts(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY));
+		puts(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(a);
 	} else {
 		pctl_print_vms(r);

@@ -17,6 +17,8 @@
 
 #include <qb/qblog.h>
 
+#include "cluster.pb-c.h"
+
 #include "pairvisord.h"
 #include "pvlog.h"
 #include "replica.h"
@@ -33,14 +35,30 @@ static const char pvd_usage[] =
 "Exit status: 0 after SIGTERM or SIGINT, 1 on a start-up error, 2 on a\n"
 "usage error.\n";
 
-/* Tell the group who we are when its membership changed. */
-static void pvd_announce(struct pvd *d)
+/* Tell the group who we are and what our manager holds. */
+void pvd_announce(struct pvd *d)
 {
-	uint8_t buf[512];
-	int n = pv_hosts_announce(&d->hosts, buf, sizeof(buf));
+	Pvcl__Announce a = PVCL__ANNOUNCE__INIT;
+	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
+	uint8_t buf[1024];
+	size_t n;
 
-	if (n < 0 || pv_memb_send(d->memb, buf, n))
+	if (!d->memb || !pv_memb_connected(d->memb))
+		return;
+	pv_hosts_announce(&d->hosts, &a);
+	if (d->mgr)
+		pv_mgr_host_announce(d->mgr, &a);
+	m.msg_case = PVCL__CPG_MESSAGE__MSG_ANNOUNCE;
+	m.announce = &a;
+	n = pvcl__cpg_message__get_packed_size(&m);
+	if (n > sizeof(buf) || pv_memb_send(d->memb, buf,
+					    pvcl__cpg_message__pack(&m, buf)))
 		qb_log(LOG_WARNING, "cpg: could not announce this host");
+}
+
+static void pvd_mgr_announce(void *arg)
+{
+	pvd_announce(arg);
 }
 
 static void pvd_changed(void *arg)
@@ -58,6 +76,8 @@ static void pvd_changed(void *arg)
 		d->announced = n;
 		pvd_announce(d);
 	}
+	if (d->mgr)
+		pv_mgr_host_changed(d->mgr);
 }
 
 static void pvd_left(void *arg, uint32_t nodeid, uint32_t pid, int reason)
@@ -71,14 +91,24 @@ static void pvd_left(void *arg, uint32_t nodeid, uint32_t pid, int reason)
 		       "the host left the membership" : "the process went");
 	pv_hosts_left(&d->hosts, nodeid, pid);
 	d->announced = 0;	/* re-announce at the next change */
+	if (d->mgr)
+		pv_mgr_host_left(d->mgr, nodeid, reason);
 }
 
 static void pvd_deliver(void *arg, uint32_t nodeid, uint32_t pid,
 			const void *msg, size_t len)
 {
 	struct pvd *d = arg;
+	Pvcl__CpgMessage *m;
 
-	pv_hosts_deliver(&d->hosts, nodeid, pid, msg, len);
+	if (pv_hosts_deliver(&d->hosts, nodeid, pid, msg, len, &m))
+		return;
+	if (d->mgr && m->msg_case == PVCL__CPG_MESSAGE__MSG_ANNOUNCE &&
+	    nodeid != pv_memb_local_nodeid(d->memb))
+		pv_mgr_host_peer(d->mgr, m->announce);
+	else if (d->mgr)
+		pv_mgr_host_deliver(d->mgr, nodeid, m);
+	pvcl__cpg_message__free_unpacked(m, NULL);
 }
 
 static const struct pv_memb_ops pvd_memb_ops = {
@@ -134,6 +164,7 @@ static int pvd_ipc_group(struct pvd *d)
 
 static int pvd_start(struct pvd *d)
 {
+	struct pv_mgr_env env;
 	qb_loop_signal_handle sh;
 	int err;
 
@@ -143,6 +174,7 @@ static int pvd_start(struct pvd *d)
 		err = pvd_ipc_group(d);
 	if (err)
 		return err;
+	signal(SIGPIPE, SIG_IGN);	/* a peer gone is an error, not a signal */
 	d->loop = qb_loop_create();
 	if (!d->loop)
 		return -ENOMEM;
@@ -153,14 +185,29 @@ static int pvd_start(struct pvd *d)
 	err = pvd_ipc_start(d);
 	if (!err)
 		err = pv_fence_create(d->loop, &d->cfg, &d->fence);
+	if (!err)
+		err = pv_memb_create(d->loop, PVD_CPG_GROUP, &pvd_memb_ops, d,
+				     &d->memb);
 	if (err)
 		return err;
-	return pv_memb_create(d->loop, PVD_CPG_GROUP, &pvd_memb_ops, d,
-			      &d->memb);
+	env.loop = d->loop;
+	env.cfg = &d->cfg;
+	env.memb = d->memb;
+	env.hosts = &d->hosts;
+	env.fence = d->fence;
+	env.announce = pvd_mgr_announce;
+	env.arg = d;
+	err = pv_mgr_host_create(&env, &d->mgr);
+	if (err)
+		return err;
+	pvd_announce(d);
+	pv_mgr_host_changed(d->mgr);
+	return 0;
 }
 
 static void pvd_stop(struct pvd *d)
 {
+	pv_mgr_host_destroy(d->mgr);
 	pv_memb_destroy(d->memb);
 	pv_fence_destroy(d->fence);
 	pvd_ipc_stop(d);

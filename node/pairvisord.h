@@ -19,6 +19,7 @@
 #include "fence.h"
 #include "hosts.h"
 #include "membership.h"
+#include "mgr_host.h"
 #include "pairvisord_ipc.h"
 
 #define PVD_CPG_GROUP		"pairvisor"
@@ -36,6 +37,7 @@ struct pvd {
 	qb_loop_t *loop;
 	struct pv_membership *memb;
 	struct pv_fence *fence;
+	struct pv_mgr_host *mgr;	/* the manager replica's home */
 	struct pv_hosts hosts;
 	struct pvd_ipc *ipc;
 	bool has_group;
@@ -44,6 +46,9 @@ struct pvd {
 					 * announced ourselves */
 	struct pvd_stats stats;
 };
+
+/* pairvisord.c: tell the group who we are (our Announce) */
+void pvd_announce(struct pvd *d);
 
 /* pairvisord_ipc.c */
 int pvd_ipc_start(struct pvd *d);

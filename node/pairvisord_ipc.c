@@ -83,6 +83,7 @@ struct pvd_status_buf {
 	Pvcl__ClusterStatus st;
 	Pvcl__QuorumStatus q;
 	Pvcl__FenceStatus f;
+	Pvcl__ManagerStatus mgr;
 	Pvcl__HostStatus h[PV_HOSTS];
 	Pvcl__HostStatus *hp[PV_HOSTS];
 	struct pv_memb_quorum mq;
@@ -162,24 +163,68 @@ static int pvd_status(struct pvd *d, void *buf, size_t cap)
 	pvd_status_quorum(d, &b);
 	pvd_status_hosts(d, &b);
 	pvd_status_fence(d, &b);
+	pv_mgr_host_status(d->mgr, &b.mgr);
+	b.st.manager = &b.mgr;
 	r.status = &b.st;
 	if (pvcl__reply__get_packed_size(&r) > cap)
 		return -EMSGSIZE;
 	return (int)pvcl__reply__pack(&r, buf);
 }
 
-/* Bytes of Reply at @out, or -errno for a bare error header. */
-static int pvd_answer(struct pvd *d, const void *body, size_t len,
-		      void *out, size_t cap)
+/* A reply header and @r to connection @c. */
+static void pvd_send_reply(qb_ipcs_connection_t *c, int32_t error,
+			   const Pvcl__Reply *r)
+{
+	struct pvd *d = qb_ipcs_connection_service_context_get(c);
+	struct qb_ipc_response_header *res = (void *)d->ipc->buf;
+	size_t hlen = sizeof(*res), n = 0;
+
+	if (r && pvcl__reply__get_packed_size(r) <= sizeof(d->ipc->buf) - hlen)
+		n = pvcl__reply__pack(r, d->ipc->buf + hlen);
+	else if (r)
+		error = -EMSGSIZE;
+	res->id = PVD_REQUEST;
+	res->error = error;
+	res->size = hlen + n;
+	if (qb_ipcs_response_send(c, d->ipc->buf, res->size) < 0)
+		qb_log(LOG_WARNING, "ipc: reply not sent (the client went?)");
+}
+
+/* The manager's answer, now or later: to the client that asked. */
+static void pvd_manager_answer(void *arg, const Pvcl__Reply *r)
+{
+	qb_ipcs_connection_t *c = arg;
+
+	pvd_send_reply(c, 0, r);
+	qb_ipcs_connection_unref(c);
+}
+
+/*
+ * Bytes of Reply at @out, or -errno for a bare header; or *@async: the
+ * answer goes (or went) through pvd_manager_answer().
+ */
+static int pvd_answer(struct pvd *d, qb_ipcs_connection_t *c,
+		      const void *body, size_t len, void *out, size_t cap,
+		      bool *async)
 {
 	Pvcl__Request *req = pvcl__request__unpack(NULL, len, body);
-	int n;
+	int n = 0;
 
 	if (!req)
 		return -EBADMSG;
 	switch (req->req_case) {
 	case PVCL__REQUEST__REQ_STATUS:
 		n = pvd_status(d, out, cap);
+		break;
+	case PVCL__REQUEST__REQ_MANAGER:
+		*async = true;
+		qb_ipcs_connection_ref(c);
+		pv_mgr_host_request(d->mgr, req->manager, pvd_manager_answer, c);
+		break;
+	case PVCL__REQUEST__REQ_VM_LIST:
+		*async = true;
+		qb_ipcs_connection_ref(c);
+		pv_mgr_host_list(d->mgr, pvd_manager_answer, c);
 		break;
 	default:
 		n = -EOPNOTSUPP;
@@ -194,6 +239,7 @@ static int32_t pvd_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	const struct qb_ipc_request_header *req = data;
 	struct qb_ipc_response_header *res = (void *)d->ipc->buf;
 	size_t hlen = sizeof(*res);
+	bool async = false;
 	int n = -EBADMSG;
 
 	d->stats.ipc_requests++;
@@ -201,8 +247,11 @@ static int32_t pvd_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		n = -EMSGSIZE;
 	else if (size >= sizeof(*req) && req->size == (int32_t)size &&
 		 req->id == PVD_REQUEST)
-		n = pvd_answer(d, req + 1, size - sizeof(*req),
-			       d->ipc->buf + hlen, sizeof(d->ipc->buf) - hlen);
+		n = pvd_answer(d, c, req + 1, size - sizeof(*req),
+			       d->ipc->buf + hlen, sizeof(d->ipc->buf) - hlen,
+			       &async);
+	if (async)
+		return 0;
 	if (n == -EBADMSG || n == -EOPNOTSUPP || n == -EMSGSIZE) {
 		d->stats.ipc_bad++;
 		qb_log(LOG_WARNING, "ipc: %s request refused (%zu bytes)",

@@ -959,3 +959,20 @@ void replica_log_stats(const struct replica *r)
 	       (unsigned long long)s->apply_errors,
 	       (unsigned long long)s->pings);
 }
+
+/* ---- driven by an owner's loop (replica_loop.c) ---- */
+
+short replica_events(const struct replica *r)
+{
+	return pv_chan_events(r->ch) | (want_send(r) ? POLLOUT : 0);
+}
+
+bool replica_buffered(const struct replica *r)
+{
+	return pv_chan_buffered(r->ch);
+}
+
+struct pv_chan *replica_chan(const struct replica *r)
+{
+	return r->ch;
+}

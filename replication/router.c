@@ -270,8 +270,22 @@ void rt_on_ack(struct pv_router *rt, struct rt_rep *rep, const Pv__Ack *ack)
 		rep->resends = 0;	/* progress */
 		rt_ilog_trim(rt);	/* its inputs' memory goes now */
 	}
+	/* also the first Ack of a spare just seeded: it holds the seed */
+	if (ack->applied_seq == rep->applied_seq)
+		rt_acked(rt, rep);
 	if (rep == rt->roles.active)
 		rt->stats->applied_seq = rep->applied_seq;
+}
+
+/* Tell the owner how far a replica applied (the spare: once live). */
+void rt_acked(struct pv_router *rt, struct rt_rep *rep)
+{
+	bool spare = rep == rt->roles.spare;
+
+	if (!rt->ops->acked ||
+	    (spare && rt->roles.spare_state != PV_SPARE_LIVE))
+		return;
+	rt->ops->acked(rt->owner, spare, rep->applied_seq);
 }
 
 /* ---- outputs: exactly once, compared ---- */

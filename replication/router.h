@@ -161,6 +161,12 @@ struct pv_router_ops {
 	void (*release)(void *owner, pid_t pid, const char *why, bool fence);
 	/* The active was asked for a snapshot (test hooks). */
 	void (*seeding)(void *owner);
+	/*
+	 * A replica acknowledged inputs up to @applied_seq (the spare from
+	 * its seeding on): the cluster manager answers a request once its
+	 * spare has it.
+	 */
+	void (*acked)(void *owner, bool spare, uint64_t applied_seq);
 };
 
 struct pv_router_config {

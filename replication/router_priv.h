@@ -122,6 +122,7 @@ struct pv_router {
 /* router.c */
 void rt_rep_fail(struct rt_rep *rep, const char *why);
 void rt_on_ack(struct pv_router *rt, struct rt_rep *rep, const Pv__Ack *ack);
+void rt_acked(struct pv_router *rt, struct rt_rep *rep);
 void rt_active_error(struct pv_router *rt, struct rt_rep *rep,
 		     const Pv__Error *e);
 void rt_active_output(struct pv_router *rt, struct rt_rep *rep,

@@ -76,7 +76,8 @@ char *cl_out(int *status, bool err, const char *fmt, ...)
 struct json_object *cl_status(const char *host)
 {
 	int st;
-	char *out = cl_out(&st, false, "exec %s pairctl status --json", host);
+	char *out = cl_out(&st, false, "exec %s pairctl status --json 2>/dev/null",
+			   host);
 	struct json_object *o = out && !st ? json_tokener_parse(out) : NULL;
 
 	free(out);

@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The manager replica on a local two-host cluster with fencing through
+ * ipmi_sim and Debian's fence_ipmilan (scripts/cluster.sh up --fence
+ * ipmi): one host active, the other's spare seeded; requests through
+ * either host, their errors; the active's host killed (fenced, the
+ * spare promoted), its daemon killed (promoted without fencing), both
+ * daemons restarted (the newest saved state wins); and a history check
+ * in the manner of Jepsen: concurrent clients create and delete guests
+ * with unique names while the active's host is killed, and the final
+ * list must hold every acknowledged create not acknowledged deleted,
+ * once, and nothing never asked for.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "cltest.h"
+#include "cunit_main.h"
+
+#define VM_ARGS	"--memory 64M --vcpus 1 --kernel /boot/none"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/* The host whose manager is the active, "" if none; the other's spare
+ * state in *@spare. */
+static const char *active_host(const char **spare_state)
+{
+	static char host[8];
+	static char spare[16];
+
+	host[0] = spare[0] = '\0';
+	for (const char *h = "a"; *h; h = *h == 'a' ? "b" : "") {
+		struct json_object *st = cl_status(h);
+
+		if (st && !strcmp(cl_str(st, "manager.local_role"), "active")) {
+			snprintf(host, sizeof(host), "%s", h);
+			snprintf(spare, sizeof(spare), "%s",
+				 cl_str(st, "manager.spare_state"));
+		}
+		json_object_put(st);
+	}
+	if (spare_state)
+		*spare_state = spare;
+	return host;
+}
+
+static const char *other(const char *h)
+{
+	return !strcmp(h, "a") ? "b" : "a";
+}
+
+/*
+ * Until one host is active with a live spare on the other (@ms): that
+ * host's name (a constant), or NULL.
+ */
+static const char *wait_pair(int ms)
+{
+	uint64_t t0 = now_ms();
+	const char *spare, *a;
+
+	do {
+		a = active_host(&spare);
+		if (*a && !strcmp(spare, "live"))
+			return other(other(a));
+		usleep(100000);
+	} while (now_ms() - t0 < (uint64_t)ms);
+	return NULL;
+}
+
+/* pairctl on @host; its exit status, its output in *@out if asked. */
+static int ctl(const char *host, char **out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctl(const char *host, char **out, const char *fmt, ...)
+{
+	char args[512];
+	va_list ap;
+	char *o;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	o = cl_out(&st, true, "exec %s pairctl %s", host, args);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	return st;
+}
+
+/* The names in @host's vm list --json, as " n1 n2 ... " in @buf. */
+static int list_names(const char *host, char *buf, size_t len)
+{
+	char *out;
+	struct json_object *a;
+	size_t n = 0;
+
+	if (ctl(host, &out, "vm list --json")) {
+		free(out);
+		return -1;
+	}
+	a = json_tokener_parse(out);
+	free(out);
+	if (!a)
+		return -1;
+	buf[n++] = ' ';
+	for (size_t i = 0; i < json_object_array_length(a) && n < len - 64; i++)
+		n += snprintf(buf + n, len - n, "%s ",
+			      cl_str(json_object_array_get_idx(a, i), "def.name"));
+	buf[n] = '\0';
+	json_object_put(a);
+	return 0;
+}
+
+static bool listed(const char *names, const char *name)
+{
+	char want[80];
+
+	snprintf(want, sizeof(want), " %s ", name);
+	return strstr(names, want) != NULL;
+}
+
+static void test_pair(void)
+{
+	const char *a = wait_pair(30000);
+	struct json_object *st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	st = cl_status(other(a));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_STRING_EQUAL(cl_str(st, "manager.local_role"), "spare");
+	CU_ASSERT_STRING_EQUAL(cl_str(st, "manager.active_host"), a);
+	CU_ASSERT_STRING_EQUAL(cl_str(st, "fence.state"), "ok");
+	json_object_put(st);
+}
+
+static void test_requests(void)
+{
+	const char *a = wait_pair(30000);
+	char *out, names[4096];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	/* through the active host, and through the spare's (forwarded) */
+	CU_ASSERT_EQUAL(ctl(a, &out, "vm create r1 " VM_ARGS), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r1 defined"));
+	free(out);
+	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm create r2 " VM_ARGS
+			    " --disk /var/lib/r2.img,format=qcow2 --host b"), 0);
+	free(out);
+	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm create r1 " VM_ARGS), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r1 exists already"));
+	free(out);
+	CU_ASSERT_EQUAL(ctl(a, &out, "vm create r3 " VM_ARGS " --host c"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no host c in this cluster"));
+	free(out);
+	CU_ASSERT_EQUAL(ctl(a, &out, "vm delete nope"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no vm nope"));
+	free(out);
+	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm start r2"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r2 starts on host b"));
+	free(out);
+	CU_ASSERT_EQUAL(ctl(a, &out, "vm delete r2"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "shut it down or destroy it first"));
+	free(out);
+	/* both hosts list the same */
+	CU_ASSERT_EQUAL_FATAL(list_names(a, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+	CU_ASSERT_EQUAL_FATAL(list_names(other(a), names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+	CU_ASSERT_EQUAL(ctl(a, &out, "vm list"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "starting"));
+	free(out);
+}
+
+/* The active host's pairvisord killed: the spare takes over, unfenced. */
+static void test_daemon_killed(void)
+{
+	const char *a = wait_pair(30000), *b;
+	char names[4096];
+	struct json_object *st;
+	uint64_t t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	b = other(a);
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill %s pairvisord", a), 0);
+	t0 = now_ms();
+	while (strcmp(active_host(NULL), b) && now_ms() - t0 < 10000)
+		usleep(50000);
+	CU_ASSERT_STRING_EQUAL(active_host(NULL), b);
+	printf("(promoted %llu ms after the kill) ",
+	       (unsigned long long)(now_ms() - t0));
+	st = cl_status(b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL(cl_int(st, "fence.fencings"), 0);
+	CU_ASSERT_EQUAL(cl_int(st, "manager.failovers"), 1);
+	json_object_put(st);
+	CU_ASSERT_EQUAL(list_names(b, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+	/* back, it becomes the spare of the new active */
+	CU_ASSERT_EQUAL_FATAL(cl_run("start %s pairvisord", a), 0);
+	CU_ASSERT_STRING_EQUAL(wait_pair(30000), b);
+}
+
+/* Both daemons stopped and started: the state comes back from disk. */
+static void test_both_restarted(void)
+{
+	char names[4096];
+	const char *a;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wait_pair(30000));
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill a pairvisord"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill b pairvisord"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start a pairvisord"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start b pairvisord"), 0);
+	a = wait_pair(30000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(list_names(a, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+}
+
+/*
+ * The spare's daemon hangs (SIGSTOP): an answer waits until the spare
+ * has the request, here a new spare seeded once it runs again.
+ */
+static void test_spare_hung(void)
+{
+	const char *a = wait_pair(30000);
+	struct json_object *st;
+	char cmd[256];
+	long long pid;
+	uint64_t t0;
+	FILE *f;
+	bool held = false;
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	st = cl_status(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	pid = cl_int(st, "hosts.1.daemon_pid");
+	json_object_put(st);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL_FATAL(kill((pid_t)pid, SIGSTOP), 0);
+	snprintf(cmd, sizeof(cmd), "PV_CLUSTER=%s PV_BUILD=%s %s/scripts/cluster.sh exec %s pairctl vm create held1 " VM_ARGS " 2>&1",
+		 cl_id(), PV_BUILD_DIR, PV_SOURCE_DIR, a);
+	f = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL(f);
+	for (t0 = now_ms(); !held && now_ms() - t0 < 3000; usleep(100000)) {
+		st = cl_status(a);
+		held = st && cl_int(st, "manager.held") == 1;
+		json_object_put(st);
+	}
+	CU_ASSERT_TRUE(held);
+	usleep(500000);
+	kill((pid_t)pid, SIGCONT);
+	if (f) {
+		char line[256] = "";
+
+		if (!fgets(line, sizeof(line), f) || !strstr(line, "defined"))
+			printf("\n  pairctl said: %s", line);
+		rc = pclose(f);
+	} else {
+		rc = -1;
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	printf("(answered %llu ms after the create) ",
+	       (unsigned long long)(now_ms() - t0));
+	CU_ASSERT_PTR_NOT_NULL(wait_pair(30000));
+}
+
+/* The active's host loses power: fenced by the spare's host, promoted. */
+static void test_host_killed(void)
+{
+	const char *a = wait_pair(30000), *b;
+	char names[4096];
+	struct json_object *st;
+	uint64_t t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	b = other(a);
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill %s", a), 0);
+	t0 = now_ms();
+	while (strcmp(active_host(NULL), b) && now_ms() - t0 < 20000)
+		usleep(50000);
+	CU_ASSERT_STRING_EQUAL_FATAL(active_host(NULL), b);
+	printf("(promoted %llu ms after the kill) ",
+	       (unsigned long long)(now_ms() - t0));
+	st = cl_status(b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL(cl_int(st, "fence.fencings"), 1);
+	json_object_put(st);
+	CU_ASSERT_EQUAL(list_names(b, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 held1 ");
+	/* alone, it still takes requests: the peer is fenced */
+	CU_ASSERT_EQUAL(ctl(b, NULL, "vm create alone " VM_ARGS), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start %s", a), 0);
+	CU_ASSERT_STRING_EQUAL(wait_pair(60000), b);
+	CU_ASSERT_EQUAL(list_names(a, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 held1 alone ");
+}
+
+/* ---- the history check ---- */
+
+#define CLIENTS		3
+#define OPS_MAX		400
+
+enum outcome { OK, FAIL, UNKNOWN };
+
+struct op {
+	bool create;
+	char name[32];
+	enum outcome out;
+};
+
+/* One client: creates and deletes its own names until @stop_ms. */
+static int client(int id, uint64_t stop_ms, const char *log)
+{
+	FILE *f = fopen(log, "w");
+	int n = 0;
+
+	if (!f)
+		return 1;
+	while (now_ms() < stop_ms && n < OPS_MAX) {
+		bool create = n % 3 != 2;	/* two creates, one delete */
+		char name[32], *out;
+		int st;
+
+		snprintf(name, sizeof(name), "c%d-%d", id, create ? n : n - 1);
+		st = ctl(n % 2 ? "a" : "b", &out, create ?
+			 "vm create %s " VM_ARGS : "vm delete %s", name);
+		fprintf(f, "%c %s %s\n", create ? 'c' : 'd', name,
+			!st ? "ok" : strstr(out, "may or may not") ||
+			strstr(out, "did not answer") ||
+			strstr(out, "no pairvisord") ? "unknown" : "fail");
+		fflush(f);
+		free(out);
+		n++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static int read_history(const char *log, struct op *ops, int max)
+{
+	FILE *f = fopen(log, "r");
+	char kind, name[32], out[16];
+	int n = 0;
+
+	while (f && n < max && fscanf(f, " %c %31s %15s", &kind, name, out) == 3) {
+		ops[n].create = kind == 'c';
+		snprintf(ops[n].name, sizeof(ops[n].name), "%s", name);
+		ops[n].out = !strcmp(out, "ok") ? OK :
+			     !strcmp(out, "fail") ? FAIL : UNKNOWN;
+		n++;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Check the final list against one client's history; counts in @c. */
+static void check_history(const char *names, struct op *ops, int n,
+			  int *acked, int *unknown)
+{
+	for (int i = 0; i < n; i++) {
+		struct op *o = &ops[i];
+		bool deleted_ok = false, delete_unknown = false;
+
+		if (!o->create)
+			continue;
+		for (int j = i + 1; j < n; j++)
+			if (!ops[j].create && !strcmp(ops[j].name, o->name)) {
+				deleted_ok |= ops[j].out == OK;
+				delete_unknown |= ops[j].out == UNKNOWN;
+			}
+		if (o->out == OK && !deleted_ok && !delete_unknown) {
+			(*acked)++;
+			if (!listed(names, o->name))
+				printf("\n  lost: %s was acknowledged, never deleted, and is gone",
+				       o->name);
+			CU_ASSERT(listed(names, o->name));
+		}
+		if (deleted_ok && listed(names, o->name))
+			printf("\n  %s was deleted (acknowledged) and is listed",
+			       o->name);
+		if (deleted_ok)
+			CU_ASSERT(!listed(names, o->name));
+		if (o->out == FAIL && listed(names, o->name))
+			printf("\n  %s was refused and is listed", o->name);
+		if (o->out == FAIL)
+			CU_ASSERT(!listed(names, o->name));
+		*unknown += o->out == UNKNOWN;
+	}
+}
+
+/* Every listed name was asked for by some client. */
+static void check_nothing_else(const char *names, struct op (*ops)[OPS_MAX],
+			       const int *n)
+{
+	char copy[65536], *save, *tok;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	for (tok = strtok_r(copy, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		bool asked = tok[0] != 'c';	/* r1, r2, alone: earlier tests */
+
+		for (int c = 0; c < CLIENTS && !asked; c++)
+			for (int i = 0; i < n[c] && !asked; i++)
+				asked = ops[c][i].create &&
+					!strcmp(ops[c][i].name, tok);
+		if (!asked)
+			printf("\n  %s is listed but was never asked for", tok);
+		CU_ASSERT(asked);
+	}
+}
+
+static void test_history(void)
+{
+	static struct op ops[CLIENTS][OPS_MAX];
+	static char names[65536];
+	const char *a = wait_pair(60000);
+	char logs[CLIENTS][64];
+	int n[CLIENTS], acked = 0, unknown = 0, seed;
+	pid_t pids[CLIENTS];
+	uint64_t stop;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	seed = getenv("PV_SEED") ? atoi(getenv("PV_SEED")) : (int)getpid();
+	srand(seed);
+	stop = now_ms() + 9000;
+	for (int c = 0; c < CLIENTS; c++) {
+		snprintf(logs[c], sizeof(logs[c]), "/tmp/pvhist.%s.%d",
+			 cl_id(), c);
+		pids[c] = fork();
+		if (!pids[c])
+			_exit(client(c, stop, logs[c]));
+	}
+	/* the active's host loses power a random moment in */
+	usleep((1000 + rand() % 3000) * 1000);
+	printf("(seed %d: killing host %s) ", seed, a);
+	CU_ASSERT_EQUAL(cl_run("kill %s", a), 0);
+	for (int c = 0; c < CLIENTS; c++)
+		waitpid(pids[c], NULL, 0);
+	CU_ASSERT_STRING_EQUAL_FATAL(active_host(NULL), other(a));
+	CU_ASSERT_EQUAL_FATAL(list_names(other(a), names, sizeof(names)), 0);
+	for (int c = 0; c < CLIENTS; c++) {
+		n[c] = read_history(logs[c], ops[c], OPS_MAX);
+		check_history(names, ops[c], n[c], &acked, &unknown);
+		unlink(logs[c]);
+	}
+	check_nothing_else(names, ops, n);
+	printf("(%d creates acknowledged and kept, %d of unknown outcome) ",
+	       acked, unknown);
+	CU_ASSERT(acked > 10);
+	CU_ASSERT_EQUAL(cl_run("start %s", a), 0);
+	CU_ASSERT_PTR_NOT_NULL(wait_pair(60000));
+}
+
+static int suite_init(void)
+{
+	return cl_up("--fence ipmi");
+}
+
+static int suite_clean(void)
+{
+	cl_down();
+	return 0;
+}
+
+static CU_TestInfo tests[] = {
+	{ "one active manager, its spare seeded on the peer", test_pair },
+	{ "requests through either host, and their errors", test_requests },
+	{ "the active's daemon killed: the spare takes over",
+	  test_daemon_killed },
+	{ "both daemons restarted: the state comes back from disk",
+	  test_both_restarted },
+	{ "the spare hung: answers wait for it", test_spare_hung },
+	{ "the active's host killed: fenced, the spare promoted",
+	  test_host_killed },
+	{ "concurrent clients, a host killed: no acknowledged request lost",
+	  test_history },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "manager", suite_init, suite_clean, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
