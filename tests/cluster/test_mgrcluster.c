@@ -313,6 +313,49 @@ static void test_host_killed(void)
 	CU_ASSERT_STRING_EQUAL(names, " r1 r2 held1 alone ");
 }
 
+/* Whether any process runs on @host (its power is on). */
+static bool host_up(const char *host)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "test -n \"$(ip netns pids %s-%s)\"",
+		 cl_id(), host);
+	return system(cmd) == 0;
+}
+
+/*
+ * The link between the hosts is cut: both see the other lost and both
+ * stay quorate (two_node). The active fences at once, the spare only
+ * after the fence delay, so exactly one host survives, holding the
+ * active manager; never two actives, never none.
+ */
+static void test_partition(void)
+{
+	const char *a = wait_pair(30000), *b;
+	char names[4096];
+	uint64_t t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	b = other(a);
+	CU_ASSERT_EQUAL_FATAL(cl_run("partition"), 0);
+	t0 = now_ms();
+	while (host_up(b) && now_ms() - t0 < 15000)
+		usleep(50000);
+	CU_ASSERT_FALSE(host_up(b));
+	printf("(host %s fenced %llu ms after the cut) ", b,
+	       (unsigned long long)(now_ms() - t0));
+	/* the fence delay passes: the active's host is still up, active */
+	usleep(4000000);
+	CU_ASSERT_TRUE(host_up(a));
+	CU_ASSERT_FALSE(host_up(b));
+	CU_ASSERT_STRING_EQUAL(active_host(NULL), a);
+	CU_ASSERT_EQUAL(list_names(a, names, sizeof(names)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(names, " r1 r2 held1 "));
+	CU_ASSERT_EQUAL(cl_run("heal"), 0);
+	CU_ASSERT_EQUAL(cl_run("start %s", b), 0);
+	CU_ASSERT_STRING_EQUAL(wait_pair(60000), a);
+}
+
 /* ---- the history check ---- */
 
 #define CLIENTS		3
@@ -491,6 +534,8 @@ static CU_TestInfo tests[] = {
 	{ "the spare hung: answers wait for it", test_spare_hung },
 	{ "the active's host killed: fenced, the spare promoted",
 	  test_host_killed },
+	{ "a partition: one survivor, with the active manager",
+	  test_partition },
 	{ "concurrent clients, a host killed: no acknowledged request lost",
 	  test_history },
 	CU_TEST_INFO_NULL,
