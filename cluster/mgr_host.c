@@ -512,8 +512,9 @@ void pv_mgr_host_left(struct pv_mgr_host *h, uint32_t nodeid, int reason)
 		return;
 	if (reason == PV_MEMB_NODEDOWN) {
 		h->peer_lost = true;
-	} else if (reason == PV_MEMB_PROCDOWN && !h->peer_out) {
-		/* its daemon, and the manager replica in it, are gone */
+	} else if (!h->peer_out) {
+		/* its daemon, and the manager replica in it, are gone
+		 * (PROCDOWN; LEAVE: it stopped, pairvisord leaves only then) */
 		qb_log(LOG_NOTICE, "manager: host %s's pairvisord is gone, its manager with it",
 		       h->env.cfg->peer);
 		h->peer_out = true;
