@@ -35,6 +35,9 @@ struct pv_membership {
 	struct pv_memb_daemon daemons[PV_MEMB_MAX];
 	size_t nr_daemons;
 	struct pv_memb_quorum quorum;
+	/* the members of votequorum's last notification: its decision */
+	uint32_t qnodes[PV_MEMB_MAX];
+	size_t nr_qnodes;
 	qb_loop_timer_handle retry;
 };
 
@@ -155,11 +158,13 @@ static void memb_quorum_notify(votequorum_handle_t h, uint64_t context,
 	struct pv_membership *m = NULL;
 
 	(void)context;
-	(void)nr;
-	(void)nodes;
 	votequorum_context_get(h, (void **)&m);
 	if (!m)
 		return;
+	m->nr_qnodes = 0;
+	for (uint32_t i = 0; i < nr && m->nr_qnodes < PV_MEMB_MAX; i++)
+		if (nodes[i].state == VOTEQUORUM_NODESTATE_MEMBER)
+			m->qnodes[m->nr_qnodes++] = nodes[i].nodeid;
 	if ((bool)quorate != m->quorum.quorate)
 		qb_log(LOG_NOTICE, "quorum: this host is %s",
 		       quorate ? "quorate" : "NOT quorate");
@@ -206,6 +211,7 @@ static void memb_disconnect(struct pv_membership *m, const char *why)
 	m->nodeid = 0;
 	m->nr_ring = 0;
 	m->nr_daemons = 0;
+	m->nr_qnodes = 0;
 	memset(&m->quorum, 0, sizeof(m->quorum));
 	if (why)
 		qb_log(was ? LOG_ERR : LOG_INFO, "corosync: %s; retrying every %d ms",
@@ -288,7 +294,7 @@ static cs_error_t memb_vq_open(struct pv_membership *m)
 	if (e != CS_OK)
 		return e;
 	votequorum_context_set(m->vq, m);
-	e = MEMB_RETRY(votequorum_trackstart(m->vq, 0, CS_TRACK_CHANGES));
+	e = MEMB_RETRY(votequorum_trackstart(m->vq, 0, CS_TRACK_CURRENT | CS_TRACK_CHANGES));
 	if (e == CS_OK)
 		e = votequorum_fd_get(m->vq, &m->vq_fd);
 	if (e == CS_OK)
@@ -398,6 +404,14 @@ size_t pv_memb_daemons(const struct pv_membership *m,
 
 	memcpy(d, m->daemons, n * sizeof(*d));
 	return n;
+}
+
+bool pv_memb_quorum_member(const struct pv_membership *m, uint32_t nodeid)
+{
+	for (size_t i = 0; i < m->nr_qnodes; i++)
+		if (m->qnodes[i] == nodeid)
+			return true;
+	return false;
 }
 
 void pv_memb_quorum(const struct pv_membership *m,

@@ -68,6 +68,13 @@ size_t pv_memb_daemons(const struct pv_membership *m,
 		       struct pv_memb_daemon *d, size_t max);
 void pv_memb_quorum(const struct pv_membership *m,
 		    struct pv_memb_quorum *q);
+/*
+ * Whether @nodeid is a member in votequorum's last notification: the
+ * quorum decided with it in. While Corosync re-forms the membership
+ * (with a quorum device, until qnetd decided), a lost node is still in
+ * it; what votequorum_getinfo() says then is not a decision yet.
+ */
+bool pv_memb_quorum_member(const struct pv_membership *m, uint32_t nodeid);
 /* Send @msg to every member (and ourselves), agreed order. */
 int pv_memb_send(struct pv_membership *m, const void *msg, size_t len);
 

@@ -41,13 +41,20 @@ bool mgr_quorate(const struct pv_mgr_host *h)
 	return q.quorate;
 }
 
+/*
+ * The quorum device decided for this host without the peer: the quorum
+ * notification since the peer was lost leaves it out and says quorate
+ * with the device's vote (never what Corosync says while it re-forms).
+ */
 static bool mgr_qdevice_vote(const struct pv_mgr_host *h)
 {
+	struct pv_host *peer = pv_hosts_peer(h->env.hosts);
 	struct pv_memb_quorum q;
 
 	pv_memb_quorum(h->env.memb, &q);
 	return q.quorate && (q.flags & VOTEQUORUM_INFO_QDEVICE_REGISTERED) &&
-	       (q.flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE);
+	       (q.flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE) &&
+	       peer->nodeid && !pv_memb_quorum_member(h->env.memb, peer->nodeid);
 }
 
 const struct mgr_state *mgr_state_of(const struct pv_mgr_host *h)
@@ -579,6 +586,9 @@ void pv_mgr_host_status(struct pv_mgr_host *h, Pvcl__ManagerStatus *st)
 		st->spare_host = pv_router_spare_state(h->rt) == PV_SPARE_LIVE ?
 				 (char *)peer : "";
 		st->mirrored = h->rstats.mirrored;
+		st->accepting = mgr_quorate(h) &&
+				(h->peer_out || pv_router_spare_state(h->rt) ==
+						PV_SPARE_LIVE);
 	} else {
 		st->active_host = h->peer.known && h->peer.role == MGR_ROLE_ACTIVE &&
 				  pv_hosts_peer(h->env.hosts)->pid ?

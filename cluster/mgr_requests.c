@@ -232,14 +232,17 @@ static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
 	struct mgr_pending *p;
 
-	if (!h->peer.known || h->peer.role != MGR_ROLE_ACTIVE ||
-	    !mgr_quorate(h)) {
+	if (!mgr_quorate(h) || !h->peer.known ||
+	    h->peer.role != MGR_ROLE_ACTIVE) {
 		char why[400];
 
-		snprintf(why, sizeof(why), "no active manager reachable from host %s: %s",
-			 h->env.cfg->host, h->why[0] ? h->why :
-			 !mgr_quorate(h) ? "this host is not quorate" :
-			 "none was chosen yet");
+		if (!mgr_quorate(h))
+			snprintf(why, sizeof(why), "host %s is not quorate: the cluster takes no changes here",
+				 h->env.cfg->host);
+		else
+			snprintf(why, sizeof(why), "no active manager reachable from host %s: %s",
+				 h->env.cfg->host,
+				 h->why[0] ? h->why : "none was chosen yet");
 		mgr_answer_now(h, answer, arg, 0, 0, -EAGAIN, why, false);
 		return;
 	}

@@ -11,7 +11,12 @@
 #                                namespace of its own (off = kill HOST,
 #                                on = start HOST), and each pairvisord
 #                                fences its peer with Debian's unmodified
-#                                fence_ipmilan through it
+#                                fence_ipmilan through it;
+#                                --qdevice: a third namespace runs
+#                                corosync-qnetd (TLS, ffsplit) and both
+#                                hosts corosync-qdevice, in place of
+#                                two_node (a partition leaves one side
+#                                quorate)
 #   cluster.sh down              stop everything, remove it all (also after
 #                                a crash: whatever is left of a cluster)
 #   cluster.sh status            what runs on each host, and pairctl status
@@ -36,7 +41,9 @@
 # directory (default build/ of this tree). Traffic stays inside the
 # namespaces: the hosts are 10.88.0.1 (a) and 10.88.0.2 (b) on a veth
 # pair of their own (with --fence ipmi, host a reaches b's BMC at 10.88.3.2
-# and b reaches a's at 10.88.4.2, each on a veth of its own).
+# and b reaches a's at 10.88.4.2, each on a veth of its own; with
+# --qdevice, qnetd in $PV_CLUSTER-q is 10.88.1.3 from a and 10.88.2.3 from
+# b, on veths of their own, so a partition of a and b keeps it in reach).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,6 +89,78 @@ in_host() {
 	ip netns exec "$(ns "$h")" "$@"
 }
 
+# two_node, or the quorum device at qnetd's address on HOST's own link
+quorum_conf() {
+	if [ ! -e "$dir/qdevice" ]; then
+		printf 'quorum {\n\tprovider: corosync_votequorum\n\ttwo_node: 1\n}\n'
+		return
+	fi
+	cat <<EOF
+quorum {
+	provider: corosync_votequorum
+	device {
+		model: net
+		votes: 1
+		timeout: 2000
+		sync_timeout: 3000
+		net {
+			host: $([ "$1" = a ] && echo 10.88.1.3 || echo 10.88.2.3)
+			algorithm: ffsplit
+			tls: on
+		}
+	}
+}
+EOF
+}
+
+# in_etc HOST CMD...: CMD in HOST's namespace with its own /run and
+# /etc/corosync (the NSS databases of qnetd and qdevice live there)
+in_etc() {
+	h=$1
+	shift
+	ip netns exec "$(ns "$h")" sh -c \
+		'mount --bind "$0/run" /run && mount --bind "$0/etc" /etc/corosync && exec "$@"' \
+		"$dir/$h" "$@"
+}
+
+# make_qnetd: the third namespace, its links, TLS for qnetd and both
+# hosts' qdevice (the certutil tools' way, each in its own /etc/corosync)
+make_qnetd() {
+	touch "$dir/qdevice"
+	mkdir -p "$dir/q/run/corosync-qnetd" "$dir/q/etc" "$dir/q/log"
+	ip netns add "$(ns q)"
+	ip -n "$(ns q)" link set lo up
+	ip -n "$(ns a)" link add "$id-aq" type veth peer name "$id-qa" \
+		netns "$(ns q)"
+	ip -n "$(ns b)" link add "$id-bq" type veth peer name "$id-qb" \
+		netns "$(ns q)"
+	ip -n "$(ns a)" addr add 10.88.1.1/24 dev "$id-aq"
+	ip -n "$(ns q)" addr add 10.88.1.3/24 dev "$id-qa"
+	ip -n "$(ns b)" addr add 10.88.2.2/24 dev "$id-bq"
+	ip -n "$(ns q)" addr add 10.88.2.3/24 dev "$id-qb"
+	for l in "a $id-aq" "q $id-qa" "b $id-bq" "q $id-qb"; do
+		set -- $l
+		ip -n "$(ns "$1")" link set "$2" up
+	done
+	qdb=$dir/q/etc/qnetd/nssdb
+	adb=$dir/a/etc/qdevice/net/nssdb
+	{
+		in_etc q corosync-qnetd-certutil -i &&
+		in_etc a corosync-qdevice-net-certutil -i -c "$qdb/qnetd-cacert.crt" &&
+		in_etc a corosync-qdevice-net-certutil -r -n "pairvisor-$id" &&
+		in_etc q corosync-qnetd-certutil -s -c "$adb/qdevice-net-node.crq" \
+			-n "pairvisor-$id" &&
+		in_etc a corosync-qdevice-net-certutil -M \
+			-c "$qdb/cluster-pairvisor-$id.crt" &&
+		in_etc b corosync-qdevice-net-certutil -i -c "$qdb/qnetd-cacert.crt" &&
+		in_etc b corosync-qdevice-net-certutil -m -c "$adb/qdevice-net-node.p12"
+	} > "$dir/q/log/certutil.log" 2>&1 ||
+		die "qdevice TLS set-up failed: $dir/q/log/certutil.log"
+	setsid ip netns exec "$(ns q)" sh -c \
+		'mount --bind "$0/run" /run && mount --bind "$0/etc" /etc/corosync && exec corosync-qnetd -f' \
+		"$dir/q" >>"$dir/q/log/qnetd.log" 2>&1 </dev/null &
+}
+
 write_corosync_conf() {
 	h=$1
 	token=$2
@@ -113,10 +192,7 @@ nodelist {
 		nodeid: 2
 	}
 }
-quorum {
-	provider: corosync_votequorum
-	two_node: 1
-}
+$(quorum_conf "$h")
 logging {
 	to_stderr: yes
 	to_syslog: no
@@ -243,13 +319,15 @@ EOF
 create() {
 	token=$1
 	fence=$2
+	qdevice=$3
 	[ ! -e "$dir" ] || die "cluster $id exists ($dir): cluster.sh down first"
 	mkdir -p "$dir"
 	chmod 700 "$dir"
 	for h in $hosts; do
 		ip netns add "$(ns "$h")"
 		in_host "$h" ip link set lo up
-		mkdir -p "$dir/$h/lib" "$dir/$h/run" "$dir/$h/log"
+		mkdir -p "$dir/$h/lib" "$dir/$h/run" "$dir/$h/log" "$dir/$h/etc" \
+			"$dir/$h/run/corosync-qdevice"
 	done
 	ip link add "$id-ab" netns "$(ns a)" type veth peer name "$id-ba" \
 		netns "$(ns b)"
@@ -259,6 +337,7 @@ create() {
 	in_host b ip link set "$id-ba" up
 	corosync-keygen -k "$dir/authkey" >/dev/null 2>&1 ||
 		die "corosync-keygen failed"
+	[ "$qdevice" = no ] || make_qnetd
 	if [ "$fence" = ipmi ]; then
 		touch "$dir/fence-ipmi"
 		(umask 077; head -c 8 /dev/urandom | od -An -tx1 |
@@ -283,8 +362,16 @@ start_prog() {
 	case $2 in
 	corosync)
 		setsid ip netns exec "$(ns "$h")" sh -c \
-			'mount --bind "$1/run" /run && exec corosync -f -c "$1/corosync.conf"' \
-			sh "$dir/$h" >>"$dir/$h/log/corosync.log" 2>&1 </dev/null &
+			'mount --bind "$0/run" /run && mount --bind "$0/etc" /etc/corosync && exec corosync -f -c "$0/corosync.conf"' \
+			"$dir/$h" >>"$dir/$h/log/corosync.log" 2>&1 </dev/null &
+		;;
+	corosync-qdevice)
+		# once Corosync answers, in the host: killed with it
+		setsid ip netns exec "$(ns "$h")" sh -c \
+			'mount --bind "$0/run" /run && mount --bind "$0/etc" /etc/corosync &&
+			 until corosync-cmapctl -g totem.cluster_name >/dev/null 2>&1; do sleep 0.1; done &&
+			 exec corosync-qdevice -f' \
+			"$dir/$h" >>"$dir/$h/log/qdevice.log" 2>&1 </dev/null &
 		;;
 	pairvisord)
 		setsid ip netns exec "$(ns "$h")" "$bin/pairvisord" \
@@ -292,20 +379,21 @@ start_prog() {
 			>>"$dir/$h/log/pairvisord.log" 2>&1 </dev/null &
 		;;
 	*)
-		die "no program $2 on a host (corosync, pairvisord)"
+		die "no program $2 on a host (corosync, corosync-qdevice, pairvisord)"
 		;;
 	esac
 }
 
 start_host() {
 	start_prog "$1" corosync
+	[ ! -e "$dir/qdevice" ] || start_prog "$1" corosync-qdevice
 	start_prog "$1" pairvisord
 }
 
 # signal_prog HOST PROG SIG: signal PROG of HOST, wait until it is gone
 signal_prog() {
 	for p in $(ip netns pids "$(ns "$1")" 2>/dev/null); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] &&
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$(printf %.15s "$2")" ] &&
 			kill "-$3" "$p" 2>/dev/null
 	done
 	i=0
@@ -320,7 +408,7 @@ signal_prog() {
 # running HOST PROG: is PROG among HOST's processes?
 running() {
 	for p in $(ip netns pids "$(ns "$1")" 2>/dev/null); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] && return 0
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$(printf %.15s "$2")" ] && return 0
 	done
 	return 1
 }
@@ -350,7 +438,7 @@ clean_shm() {
 }
 
 down() {
-	for h in $hosts bmca bmcb; do
+	for h in $hosts bmca bmcb q; do
 		ip netns list 2>/dev/null | grep -q "^$(ns "$h")\b" || continue
 		kill_host "$h"
 		ip netns delete "$(ns "$h")"
@@ -424,18 +512,20 @@ case $cmd in
 up)
 	token=300
 	fence=none
+	qdevice=no
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--token) token=${2:?--token wants milliseconds} ;;
-		--fence) fence=${2:?--fence wants ipmi or none} ;;
+		--token) token=${2:?--token wants milliseconds}; shift ;;
+		--fence) fence=${2:?--fence wants ipmi or none}; shift ;;
+		--qdevice) qdevice=yes ;;
 		*) die "up: unexpected $1" ;;
 		esac
-		shift 2
+		shift
 	done
 	case $fence in ipmi|none) ;; *) die "--fence: ipmi or none" ;; esac
 	[ -x "$bin/pairvisord" ] || die "no $bin/pairvisord: build first (scripts/build.sh)"
 	trap 'down' EXIT
-	create "$token" "$fence"
+	create "$token" "$fence" "$qdevice" "$qdevice"
 	for h in $hosts; do
 		start_host "$h"
 	done
