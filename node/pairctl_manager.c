@@ -69,22 +69,48 @@ static uint64_t pctl_size(const char *s)
 	return (uint64_t)v << shift;
 }
 
+/* A definition being built, and the strings it owns. */
+struct pctl_def {
+	Pvcl__VmDef def;
+	Pvcl__DiskDef disks[PCTL_DISKS_MAX];
+	Pvcl__DiskDef *diskp[PCTL_DISKS_MAX];
+	char *owned[4 + 3 * PCTL_DISKS_MAX];
+	int nr_owned;
+};
+
+static char *pctl_own(struct pctl_def *x, char *p)
+{
+	if (p && x->nr_owned < (int)(sizeof(x->owned) / sizeof(x->owned[0]))) {
+		x->owned[x->nr_owned++] = p;
+		return p;
+	}
+	free(p);
+	return NULL;
+}
+
+static void pctl_def_free(struct pctl_def *x)
+{
+	for (int i = 0; i < x->nr_owned; i++)
+		free(x->owned[i]);
+	x->nr_owned = 0;
+}
+
 /* An absolute path: @p as given, or under the current directory. */
-static char *pctl_abs(const char *p)
+static char *pctl_abs(struct pctl_def *x, const char *p)
 {
 	char cwd[4096], *out;
 
 	if (p[0] == '/')
-		return strdup(p);
+		return pctl_own(x, strdup(p));
 	if (!getcwd(cwd, sizeof(cwd)))
 		return NULL;
 	if (asprintf(&out, "%s/%s", cwd, p) < 0)
 		return NULL;
-	return out;
+	return pctl_own(x, out);
 }
 
 /* FILE[,format=raw|qcow2][,spare=peer|local|none][,shared=on|off] */
-static int pctl_disk(const char *spec, Pvcl__DiskDef *d)
+static int pctl_disk(struct pctl_def *x, const char *spec, Pvcl__DiskDef *d)
 {
 	char *copy = strdup(spec), *save = NULL, *tok;
 	int err = 0;
@@ -93,16 +119,16 @@ static int pctl_disk(const char *spec, Pvcl__DiskDef *d)
 		return -ENOMEM;
 	pvcl__disk_def__init(d);
 	tok = strtok_r(copy, ",", &save);
-	d->path = tok && *tok ? pctl_abs(tok) : NULL;
+	d->path = tok && *tok ? pctl_abs(x, tok) : NULL;
 	if (!d->path)
 		err = -EINVAL;
 	while (!err && (tok = strtok_r(NULL, ",", &save))) {
 		if (!strcmp(tok, "format=raw") || !strcmp(tok, "format=qcow2"))
-			d->format = strdup(tok + 7);
+			d->format = pctl_own(x, strdup(tok + 7));
 		else if (!strcmp(tok, "spare=peer") ||
 			 !strcmp(tok, "spare=local") ||
 			 !strcmp(tok, "spare=none"))
-			d->spare = strdup(tok + 6);
+			d->spare = pctl_own(x, strdup(tok + 6));
 		else if (!strcmp(tok, "shared=on"))
 			d->shared = 1;
 		else if (!strcmp(tok, "shared=off"))
@@ -140,6 +166,62 @@ static int pctl_manager(Pvcl__ManagerInput *in)
 	return err ? 1 : 0;
 }
 
+/* One option of vm create: 0, or an exit status. */
+static int pctl_def_opt(struct pctl_def *x, int c)
+{
+	Pvcl__VmDef *def = &x->def;
+	char *end;
+
+	switch (c) {
+	case 'm':
+		def->memory = pctl_size(optarg);
+		if (!def->memory)
+			return pctl_usage_error("--memory %s: a size (256M, 1G, or MiB)",
+						optarg);
+		return 0;
+	case 'c':
+		def->vcpus = strtoul(optarg, &end, 10);
+		if (*end || !*optarg || optarg[0] == '-' || !def->vcpus)
+			return pctl_usage_error("--vcpus %s: a number from 1",
+						optarg);
+		return 0;
+	case 'k':
+		def->kernel = pctl_abs(x, optarg);
+		return 0;
+	case 'i':
+		def->initrd = pctl_abs(x, optarg);
+		return 0;
+	case 'l':
+		def->cmdline = optarg;
+		return 0;
+	case 'd':
+		if (def->n_disks == PCTL_DISKS_MAX)
+			return pctl_usage_error("at most %s disks", "8");
+		if (pctl_disk(x, optarg, &x->disks[def->n_disks]))
+			return pctl_usage_error("--disk %s: FILE[,format=raw|qcow2][,spare=peer|local|none][,shared=on|off]",
+						optarg);
+		x->diskp[def->n_disks] = &x->disks[def->n_disks];
+		def->n_disks++;
+		return 0;
+	case 'H':
+		def->host = optarg;
+		return 0;
+	default:
+		return 2;
+	}
+}
+
+static int pctl_def_done(struct pctl_def *x, int argc, char **argv)
+{
+	if (optind != argc)
+		return pctl_usage_error("vm create: unexpected %s", argv[optind]);
+	if (!x->def.memory || !x->def.vcpus || !x->def.kernel)
+		return pctl_usage_error("vm create %s: --memory, --vcpus and --kernel are required",
+					x->def.name);
+	return 0;
+}
+
+
 static int pctl_vm_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -153,64 +235,30 @@ static int pctl_vm_create(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
-	Pvcl__VmDef def = PVCL__VM_DEF__INIT;
-	Pvcl__DiskDef disks[PCTL_DISKS_MAX], *diskp[PCTL_DISKS_MAX];
-	char *end;
-	int c;
+	struct pctl_def x = { .def = PVCL__VM_DEF__INIT };
+	int c, st;
 
 	if (argc < 4 || argv[3][0] == '-')
 		return pctl_usage_error("vm create wants NAME and %s",
 					"--memory SIZE --vcpus N --kernel FILE");
-	def.name = argv[3];
-	def.disks = diskp;
+	x.def.name = argv[3];
+	x.def.disks = x.diskp;
 	optind = 4;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			def.memory = pctl_size(optarg);
-			if (!def.memory)
-				return pctl_usage_error("--memory %s: a size (256M, 1G, or MiB)",
-							optarg);
-			break;
-		case 'c':
-			def.vcpus = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || optarg[0] == '-' || !def.vcpus)
-				return pctl_usage_error("--vcpus %s: a number from 1",
-							optarg);
-			break;
-		case 'k':
-			def.kernel = pctl_abs(optarg);
-			break;
-		case 'i':
-			def.initrd = pctl_abs(optarg);
-			break;
-		case 'l':
-			def.cmdline = optarg;
-			break;
-		case 'd':
-			if (def.n_disks == PCTL_DISKS_MAX)
-				return pctl_usage_error("at most %s disks", "8");
-			if (pctl_disk(optarg, &disks[def.n_disks]))
-				return pctl_usage_error("--disk %s: FILE[,format=raw|qcow2][,spare=peer|local|none][,shared=on|off]",
-							optarg);
-			diskp[def.n_disks] = &disks[def.n_disks];
-			def.n_disks++;
-			break;
-		case 'H':
-			def.host = optarg;
-			break;
-		default:
-			return 2;
+		st = pctl_def_opt(&x, c);
+		if (st) {
+			pctl_def_free(&x);
+			return st;
 		}
 	}
-	if (optind != argc)
-		return pctl_usage_error("vm create: unexpected %s", argv[optind]);
-	if (!def.memory || !def.vcpus || !def.kernel)
-		return pctl_usage_error("vm create %s: --memory, --vcpus and --kernel are required",
-					def.name);
-	in.op_case = PVCL__MANAGER_INPUT__OP_VM_CREATE;
-	in.vm_create = &def;
-	return pctl_manager(&in);
+	st = pctl_def_done(&x, argc, argv);
+	if (!st) {
+		in.op_case = PVCL__MANAGER_INPUT__OP_VM_CREATE;
+		in.vm_create = &x.def;
+		st = pctl_manager(&in);
+	}
+	pctl_def_free(&x);
+	return st;
 }
 
 static int pctl_vm_name_op(const char *verb, const char *name)

@@ -95,5 +95,7 @@ ctest_step "ctest fuzz" "$top/build-fuzz" -L '^fuzz$'
 
 must build-asan scripts/build.sh "$top/build-asan" -DPV_SANITIZE=ON
 ctest_step "ctest asan unit" "$top/build-asan" -L '^unit$' --timeout 600
+# pairvisord and pairctl under ASan+UBSan on the local cluster
+ctest_step "ctest asan cluster" "$top/build-asan" -L '^cluster$' --timeout 600
 
 finish
