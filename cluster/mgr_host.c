@@ -62,6 +62,14 @@ const struct mgr_state *mgr_state_of(const struct pv_mgr_host *h)
 	return h->rep ? replica_state(h->rep) : NULL;
 }
 
+const struct mgr_state *pv_mgr_host_state(const struct pv_mgr_host *h)
+{
+	if (h->role == MGR_ROLE_ACTIVE ||
+	    (h->rep && replica_stats(h->rep)->seeds > 0))
+		return mgr_state_of(h);
+	return NULL;
+}
+
 static bool mgr_seeded(const struct pv_mgr_host *h)
 {
 	return h->role == MGR_ROLE_SPARE && h->rep &&

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "fence.h"
 #include "hosts.h"
+#include "manager.h"
 #include "membership.h"
 
 #define MGR_PENDING_MAX		256	/* requests waiting for answers */
@@ -80,6 +81,16 @@ void pv_mgr_host_peer(struct pv_mgr_host *h, const Pvcl__Announce *a);
 /* Forward and ForwardReply messages of the CPG group. */
 void pv_mgr_host_deliver(struct pv_mgr_host *h, uint32_t nodeid,
 			 const Pvcl__CpgMessage *m);
+/*
+ * The manager's state as this host's replica holds it (the active's, or
+ * the seeded spare's, a few inputs behind); NULL: none.
+ */
+const struct mgr_state *pv_mgr_host_state(const struct pv_mgr_host *h);
+/*
+ * The guests of @s as VmInfo (*@vms, *@n): the storage returned (free()
+ * it) holds them and their strings point into @s.
+ */
+void *pv_mgr_list(const struct mgr_state *s, Pvcl__VmInfo ***vms, size_t *n);
 /* Our manager's part of our Announce. */
 void pv_mgr_host_announce(const struct pv_mgr_host *h, Pvcl__Announce *a);
 

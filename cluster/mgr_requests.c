@@ -46,6 +46,10 @@ static struct mgr_pending *mgr_slot(struct pv_mgr_host *h)
 	return NULL;
 }
 
+struct mgr_list_buf;
+static void mgr_list_fill(const struct mgr_state *s, struct mgr_list_buf *b,
+			  Pvcl__VmInfo ***vms, size_t *n);
+
 /* The guests of the local replica's state, into @r (storage in @b). */
 struct mgr_list_buf {
 	Pvcl__VmInfo info[MGR_VMS_MAX];
@@ -54,6 +58,17 @@ struct mgr_list_buf {
 	Pvcl__DiskDef disks[MGR_VMS_MAX][MGR_DISKS_MAX];
 	Pvcl__DiskDef *diskp[MGR_VMS_MAX][MGR_DISKS_MAX];
 };
+
+void *pv_mgr_list(const struct mgr_state *s, Pvcl__VmInfo ***vms, size_t *n)
+{
+	struct mgr_list_buf *b = s ? malloc(sizeof(*b)) : NULL;
+
+	*vms = NULL;
+	*n = 0;
+	if (b)
+		mgr_list_fill(s, b, vms, n);
+	return b;
+}
 
 static void mgr_list_fill(const struct mgr_state *s, struct mgr_list_buf *b,
 			  Pvcl__VmInfo ***vms, size_t *n)

@@ -115,6 +115,42 @@ static void pctl_print_hosts(const Pvcl__ClusterStatus *st)
 	}
 }
 
+static void pctl_print_manager(const Pvcl__ClusterStatus *st)
+{
+	const Pvcl__ManagerStatus *m = st->manager;
+
+	if (!m)
+		return;
+	printf("manager:  active on %s, spare on %s (%s), generation %llu, %llu requests applied\n",
+	       *m->active_host ? m->active_host : "NO HOST",
+	       *m->spare_host ? m->spare_host : "no host",
+	       m->spare_state, (unsigned long long)m->generation,
+	       (unsigned long long)m->seq);
+	printf("          this host: %s%s; answered %llu, forwarded %llu, mirrored %llu, failovers %llu, held now %llu\n",
+	       m->local_role, m->accepting ? ", takes changes" : "",
+	       (unsigned long long)m->requests,
+	       (unsigned long long)m->forwarded,
+	       (unsigned long long)m->mirrored,
+	       (unsigned long long)m->failovers,
+	       (unsigned long long)m->held);
+	if (*m->why)
+		printf("          %s\n", m->why);
+}
+
+static void pctl_print_vms(const Pvcl__ClusterStatus *st)
+{
+	printf("guests:   %zu defined; this host started %llu VMMs, adopted %llu, saw %llu end\n",
+	       st->n_vms, (unsigned long long)st->vmms_started,
+	       (unsigned long long)st->vmms_adopted,
+	       (unsigned long long)st->vmm_exits);
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const Pvcl__VmInfo *v = st->vms[i];
+
+		printf("  %-20s %-9s on %-8s pid %-8d want %s\n", v->def->name,
+		       v->state, *v->host ? v->host : "-", v->pid, v->want);
+	}
+}
+
 static void pctl_print_status(const Pvcl__ClusterStatus *st)
 {
 	printf("cluster:  answered by host %s; corosync %s\n", st->local_host,
@@ -122,6 +158,8 @@ static void pctl_print_status(const Pvcl__ClusterStatus *st)
 	pctl_print_quorum(st->quorum);
 	pctl_print_fence(st->fence);
 	pctl_print_hosts(st);
+	pctl_print_manager(st);
+	pctl_print_vms(st);
 	printf("counters: ipc requests %llu, refused %llu (no permission), malformed %llu;\n"
 	       "          cpg messages dropped %llu; corosync connections %llu\n",
 	       (unsigned long long)st->ipc_requests,

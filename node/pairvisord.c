@@ -198,6 +198,8 @@ static int pvd_start(struct pvd *d)
 	env.announce = pvd_mgr_announce;
 	env.arg = d;
 	err = pv_mgr_host_create(&env, &d->mgr);
+	if (!err)
+		err = pvd_guests_start(d);
 	if (err)
 		return err;
 	pvd_announce(d);
@@ -207,6 +209,7 @@ static int pvd_start(struct pvd *d)
 
 static void pvd_stop(struct pvd *d)
 {
+	pvd_guests_stop(d);
 	pv_mgr_host_destroy(d->mgr);
 	pv_memb_destroy(d->memb);
 	pv_fence_destroy(d->fence);

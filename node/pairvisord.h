@@ -25,6 +25,7 @@
 #define PVD_CPG_GROUP		"pairvisor"
 
 struct pvd_ipc;
+struct pvd_guests;
 
 struct pvd_stats {
 	uint64_t ipc_requests;
@@ -38,6 +39,7 @@ struct pvd {
 	struct pv_membership *memb;
 	struct pv_fence *fence;
 	struct pv_mgr_host *mgr;	/* the manager replica's home */
+	struct pvd_guests *guests;	/* the VMMs this host runs */
 	struct pv_hosts hosts;
 	struct pvd_ipc *ipc;
 	bool has_group;
@@ -49,6 +51,12 @@ struct pvd {
 
 /* pairvisord.c: tell the group who we are (our Announce) */
 void pvd_announce(struct pvd *d);
+
+/* pairvisord_guests.c */
+int pvd_guests_start(struct pvd *d);
+void pvd_guests_stop(struct pvd *d);
+void pvd_guests_counts(const struct pvd *d, uint64_t *spawned,
+		       uint64_t *adopted, uint64_t *exits);
 
 /* pairvisord_ipc.c */
 int pvd_ipc_start(struct pvd *d);

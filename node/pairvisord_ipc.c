@@ -150,6 +150,8 @@ static int pvd_status(struct pvd *d, void *buf, size_t cap)
 {
 	struct pvd_status_buf b;
 	Pvcl__Reply r = PVCL__REPLY__INIT;
+	void *vms;
+	int n;
 
 	pvcl__cluster_status__init(&b.st);
 	b.st.local_host = d->hosts.h[0].name;
@@ -165,10 +167,14 @@ static int pvd_status(struct pvd *d, void *buf, size_t cap)
 	pvd_status_fence(d, &b);
 	pv_mgr_host_status(d->mgr, &b.mgr);
 	b.st.manager = &b.mgr;
+	vms = pv_mgr_list(pv_mgr_host_state(d->mgr), &b.st.vms, &b.st.n_vms);
+	pvd_guests_counts(d, &b.st.vmms_started, &b.st.vmms_adopted,
+			  &b.st.vmm_exits);
 	r.status = &b.st;
-	if (pvcl__reply__get_packed_size(&r) > cap)
-		return -EMSGSIZE;
-	return (int)pvcl__reply__pack(&r, buf);
+	n = pvcl__reply__get_packed_size(&r) > cap ? -EMSGSIZE :
+	    (int)pvcl__reply__pack(&r, buf);
+	free(vms);
+	return n;
 }
 
 /* A reply header and @r to connection @c. */

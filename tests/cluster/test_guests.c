@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Guests run through the cluster (scripts/cluster.sh up --fence ipmi):
+ * pairctl vm start makes host a's pairvisord start pairvisor-vmm for the
+ * test guest, whose protected disk (spare=peer) has its spare driver on
+ * host b, served by b's pairvisord; the active driver is killed and the
+ * guest goes on; a's pairvisord is restarted under the running guest
+ * and adopts it; the guest's end is reported to the manager, and the
+ * image checked with blkpattern.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "cltest.h"
+#include "cunit_main.h"
+
+#define BLOCKS	16384		/* 64 MiB, two passes: a few seconds */
+
+static char img[128];
+
+static int shell_status(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int shell_status(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A new sparse file of @size bytes (zeros). */
+static int truncate_new(const char *path, long long size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int err = fd < 0 || ftruncate(fd, size);
+
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+static int ctl(const char *host, char **out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctl(const char *host, char **out, const char *fmt, ...)
+{
+	char args[768];
+	va_list ap;
+	char *o;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	o = cl_out(&st, true, "exec %s pairctl %s", host, args);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	return st;
+}
+
+/* g1 as the manager lists it (on host a): its state and pid. */
+static bool vm_state(char *state, int *pid, int *status)
+{
+	struct json_object *st = cl_status("a");
+	bool found = false;
+
+	for (size_t i = 0; st && i < 64; i++) {
+		char p[32];
+
+		snprintf(p, sizeof(p), "vms.%zu.def.name", i);
+		if (!cl_get(st, p))
+			break;
+		if (strcmp(cl_str(st, p), "g1"))
+			continue;
+		snprintf(p, sizeof(p), "vms.%zu.state", i);
+		strcpy(state, cl_str(st, p));
+		snprintf(p, sizeof(p), "vms.%zu.pid", i);
+		*pid = (int)cl_int(st, p);
+		snprintf(p, sizeof(p), "vms.%zu.exit_status", i);
+		*status = (int)cl_int(st, p);
+		found = true;
+	}
+	json_object_put(st);
+	return found;
+}
+
+static bool wait_state(const char *want, int ms, int *pid, int *status)
+{
+	char state[32] = "";
+	uint64_t t0 = now_ms();
+
+	do {
+		if (vm_state(state, pid, status) && !strcmp(state, want))
+			return true;
+		usleep(100000);
+	} while (now_ms() - t0 < (uint64_t)ms);
+	printf("\n  g1 is %s, not %s", state, want);
+	return false;
+}
+
+/* The VMM's own status (pairctl status g1 on host a) until it holds @what. */
+static char *vmm_until(const char *what, int ms)
+{
+	uint64_t t0 = now_ms();
+	char *out;
+
+	do {
+		if (!ctl("a", &out, "status g1") && strstr(out, what))
+			return out;
+		free(out);
+		usleep(100000);
+	} while (now_ms() - t0 < (uint64_t)ms);
+	return NULL;
+}
+
+static void test_guest(void)
+{
+	char *out, *p;
+	int pid = 0, vmm, status = -1, drv;
+
+	CU_ASSERT_EQUAL_FATAL(ctl("a", &out, "vm create g1 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify count=%d' --disk %s,format=raw,spare=peer --host a",
+				  PV_GUEST_PATH, BLOCKS, img), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(ctl("b", &out, "vm start g1"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm g1 starts on host a"));
+	free(out);
+	CU_ASSERT_FATAL(wait_state("running", 20000, &pid, &status));
+	vmm = pid;
+	CU_ASSERT(vmm > 0);
+	/* its disk's spare driver runs on host b, seeded */
+	out = vmm_until(", tcp, up,", 15000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "10.88.0.2:7401"));
+	p = strstr(out, "active pid ");
+	drv = p ? atoi(p + 11) : 0;
+	free(out);
+	CU_ASSERT_FATAL(drv > 1);
+	/* the active driver dies: the spare on b takes over */
+	CU_ASSERT_EQUAL(kill(drv, SIGKILL), 0);
+	out = vmm_until("failovers 1 ", 10000);
+	CU_ASSERT_PTR_NOT_NULL(out);
+	free(out);
+	/* pairvisord restarted under the running guest: adopted */
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill a pairvisord"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start a pairvisord"), 0);
+	CU_ASSERT_EQUAL(cl_run("wait a both 20"), 0);
+	{
+		struct json_object *st = cl_status("a");
+
+		CU_ASSERT_EQUAL(cl_int(st, "vmms_adopted"), 1);
+		json_object_put(st);
+	}
+	CU_ASSERT_EQUAL(kill(vmm, 0), 0);	/* the guest went on */
+	/* it ends on its own: passed, reported */
+	CU_ASSERT(wait_state("exited", 120000, &pid, &status));
+	printf("(guest exit status %d) ", status);
+	CU_ASSERT_EQUAL(shell_status("%s verify %s --blocks %d --pass 2 --rest-zero",
+				     PV_BLKPATTERN_PATH, img, BLOCKS), 0);
+}
+
+static int suite_init(void)
+{
+	snprintf(img, sizeof(img), "/tmp/pvguest.%d.img", (int)getpid());
+	if (truncate_new(img, (long long)BLOCKS * 4096))
+		return 1;
+	return cl_up("--fence ipmi");
+}
+
+static int suite_clean(void)
+{
+	cl_down();
+	unlink(img);
+	return 0;
+}
+
+static CU_TestInfo tests[] = {
+	{ "a guest with a protected disk, its spare on the peer", test_guest },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "guests", suite_init, suite_clean, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+PV_CUNIT_MAIN(suites)
