@@ -342,6 +342,53 @@ static int mgr_standby(struct mgr_ctx *x, const Pvcl__HostStandby *hs)
 		       "takes guests again");
 }
 
+/* Every disk on storage both hosts reach (none: nothing to reach). */
+static bool mgr_shared(const struct mgr_vm *v)
+{
+	for (uint32_t i = 0; i < v->nr_disks && i < MGR_DISKS_MAX; i++)
+		if (!v->disks[i].shared)
+			return false;
+	return true;
+}
+
+/*
+ * Host @name was fenced: its guests that were to run restart on another
+ * host when all their disks are shared=on (as Proxmox VE HA restarts
+ * them), the others are lost, never restarted on a copy it cannot see;
+ * they start again there when the host comes back.
+ */
+static int mgr_host_lost(struct mgr_ctx *x, const char *name)
+{
+	struct mgr_state *s = x->s;
+	int h = mgr_host_index(s, name), moved = 0, lost = 0;
+
+	if (h < 0)
+		return mgr_say(x, -ENOENT, "no host %.63s", name);
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		struct mgr_vm *v = &s->vms[i];
+		int to;
+
+		if (!v->name[0] || v->host != h || !mgr_active(v))
+			continue;
+		to = -1;
+		for (uint32_t k = 0; k < s->nr_hosts && to < 0; k++)
+			if ((int)k != h && !s->hosts[k].standby)
+				to = (int)k;
+		if (mgr_shared(v) && v->want == MGR_WANT_RUNNING && to >= 0) {
+			v->host = to;
+			v->state = MGR_VM_STARTING;
+			v->pid = 0;
+			moved++;
+		} else {
+			v->state = MGR_VM_LOST;
+			v->pid = 0;
+			lost++;
+		}
+	}
+	return mgr_say(x, 0, "host %s lost: %d guests restart elsewhere, %d lost",
+		       name, moved, lost);
+}
+
 int pv_mgr_apply(struct mgr_state *s, const Pvcl__ManagerInput *in,
 		 char *msg, size_t len)
 {
@@ -365,6 +412,8 @@ int pv_mgr_apply(struct mgr_state *s, const Pvcl__ManagerInput *in,
 		return mgr_report(&x, in->vm_report);
 	case PVCL__MANAGER_INPUT__OP_HOST_STANDBY:
 		return mgr_standby(&x, in->host_standby);
+	case PVCL__MANAGER_INPUT__OP_HOST_LOST:
+		return mgr_host_lost(&x, in->host_lost);
 	default:
 		return mgr_say(&x, -EOPNOTSUPP, "unknown request");
 	}

@@ -429,6 +429,7 @@ static void mgr_fence_done(void *arg, const char *action, int status,
 	}
 	qb_log(LOG_NOTICE, "manager: host %s fenced", h->env.cfg->peer);
 	h->peer_out = true;
+	h->peer_fenced = true;
 	mgr_decide(h);
 }
 
@@ -480,6 +481,23 @@ static void mgr_decide_none(struct pv_mgr_host *h)
 		mgr_become_active(h, "its saved state is the newest");
 }
 
+static void mgr_lost_done(void *arg, const Pvcl__Reply *r)
+{
+	(void)arg;
+	qb_log(r->error ? LOG_ERR : LOG_NOTICE, "manager: %s", r->message);
+}
+
+/* The fenced peer's guests: restarted here (shared=on) or lost. */
+static void mgr_peer_guests(struct pv_mgr_host *h)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+
+	h->peer_fenced = false;
+	in.op_case = PVCL__MANAGER_INPUT__OP_HOST_LOST;
+	in.host_lost = (char *)h->env.cfg->peer;
+	mgr_submit(h, &in, 0, 0, mgr_lost_done, h);
+}
+
 void mgr_decide(struct pv_mgr_host *h)
 {
 	struct pv_host *peer = pv_hosts_peer(h->env.hosts);
@@ -493,6 +511,8 @@ void mgr_decide(struct pv_mgr_host *h)
 		mgr_decide_none(h);
 		break;
 	case MGR_ROLE_ACTIVE:
+		if (h->peer_fenced)
+			mgr_peer_guests(h);
 		if (h->peer.known && peer->pid &&
 		    h->peer.role == MGR_ROLE_ACTIVE &&
 		    h->peer.stamp.generation > h->stamp.generation)
@@ -501,8 +521,11 @@ void mgr_decide(struct pv_mgr_host *h)
 			mgr_release_all(h);
 		break;
 	case MGR_ROLE_SPARE:
-		if (h->peer_out && mgr_seeded(h))
+		if (h->peer_out && mgr_seeded(h)) {
 			mgr_become_active(h, "the active host is gone");
+			if (h->role == MGR_ROLE_ACTIVE && h->peer_fenced)
+				mgr_peer_guests(h);
+		}
 		else if (h->peer_out)
 			mgr_why(h, "the active host is gone, but this host's spare was never seeded: it cannot take over");
 		break;
@@ -549,6 +572,7 @@ void pv_mgr_host_peer(struct pv_mgr_host *h, const Pvcl__Announce *a)
 	/* it is back: nothing to fence, its spare to seed */
 	h->peer_lost = false;
 	h->peer_out = false;
+	h->peer_fenced = false;
 	if (h->fence_armed) {
 		qb_loop_timer_del(h->env.loop, h->fence_timer);
 		h->fence_armed = false;

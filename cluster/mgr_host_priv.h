@@ -70,6 +70,7 @@ struct pv_mgr_host {
 	struct mgr_peer peer;
 	bool peer_out;			/* fenced, gone or out-voted */
 	bool peer_lost;			/* its host left the membership */
+	bool peer_fenced;		/* ... and was fenced: its guests */
 	bool fence_armed;		/* the fence delay runs */
 	qb_loop_timer_handle fence_timer, sweep_timer;
 	struct mgr_pending pend[MGR_PENDING_MAX];

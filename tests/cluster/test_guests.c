@@ -81,8 +81,9 @@ static int ctl(const char *host, char **out, const char *fmt, ...)
 	return st;
 }
 
-/* g1 as the manager lists it (on host a): its state and pid. */
-static bool vm_state(char *state, int *pid, int *status)
+/* @vm as the manager lists it (on host a): state, host, pid. */
+static bool vm_get(const char *vm, char *state, char *host, int *pid,
+		   int *status)
 {
 	struct json_object *st = cl_status("a");
 	bool found = false;
@@ -93,10 +94,12 @@ static bool vm_state(char *state, int *pid, int *status)
 		snprintf(p, sizeof(p), "vms.%zu.def.name", i);
 		if (!cl_get(st, p))
 			break;
-		if (strcmp(cl_str(st, p), "g1"))
+		if (strcmp(cl_str(st, p), vm))
 			continue;
 		snprintf(p, sizeof(p), "vms.%zu.state", i);
 		strcpy(state, cl_str(st, p));
+		snprintf(p, sizeof(p), "vms.%zu.host", i);
+		strcpy(host, cl_str(st, p));
 		snprintf(p, sizeof(p), "vms.%zu.pid", i);
 		*pid = (int)cl_int(st, p);
 		snprintf(p, sizeof(p), "vms.%zu.exit_status", i);
@@ -107,18 +110,26 @@ static bool vm_state(char *state, int *pid, int *status)
 	return found;
 }
 
-static bool wait_state(const char *want, int ms, int *pid, int *status)
+/* Until @vm is in state @want (on @on, if not NULL). */
+static bool wait_vm(const char *vm, const char *want, const char *on, int ms,
+		    int *pid, int *status)
 {
-	char state[32] = "";
+	char state[32] = "", host[32] = "";
 	uint64_t t0 = now_ms();
 
 	do {
-		if (vm_state(state, pid, status) && !strcmp(state, want))
+		if (vm_get(vm, state, host, pid, status) &&
+		    !strcmp(state, want) && (!on || !strcmp(host, on)))
 			return true;
 		usleep(100000);
 	} while (now_ms() - t0 < (uint64_t)ms);
-	printf("\n  g1 is %s, not %s", state, want);
+	printf("\n  %s is %s on %s, not %s", vm, state, host, want);
 	return false;
+}
+
+static bool wait_state(const char *want, int ms, int *pid, int *status)
+{
+	return wait_vm("g1", want, NULL, ms, pid, status);
 }
 
 /* The VMM's own status (pairctl status g1 on host a) until it holds @what. */
@@ -181,6 +192,41 @@ static void test_guest(void)
 				     PV_BLKPATTERN_PATH, img, BLOCKS), 0);
 }
 
+/*
+ * Host b loses power with two guests: g2, whose disk is shared=on, runs
+ * again on a once a fenced b; g3, whose disk is not, is reported lost.
+ */
+static void test_host_lost(void)
+{
+	char img2[160], img3[160], *out;
+	int pid = 0, status, old;
+
+	snprintf(img2, sizeof(img2), "%s.2", img);
+	snprintf(img3, sizeof(img3), "%s.3", img);
+	CU_ASSERT_FATAL(!truncate_new(img2, (long long)BLOCKS * 4096) &&
+			!truncate_new(img3, (long long)BLOCKS * 4096));
+	CU_ASSERT_EQUAL_FATAL(ctl("a", &out, "vm create g2 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify count=%d' --disk %s,format=raw,spare=none,shared=on --host b",
+				  PV_GUEST_PATH, BLOCKS, img2), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(ctl("a", &out, "vm create g3 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify count=%d' --disk %s,format=raw,spare=none --host b",
+				  PV_GUEST_PATH, BLOCKS, img3), 0);
+	free(out);
+	CU_ASSERT_EQUAL(ctl("a", NULL, "vm start g2"), 0);
+	CU_ASSERT_EQUAL(ctl("a", NULL, "vm start g3"), 0);
+	CU_ASSERT_FATAL(wait_vm("g2", "running", "b", 20000, &old, &status));
+	CU_ASSERT_FATAL(wait_vm("g3", "running", "b", 20000, &pid, &status));
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill b"), 0);
+	CU_ASSERT(wait_vm("g2", "running", "a", 30000, &pid, &status));
+	CU_ASSERT(pid != old);
+	CU_ASSERT(wait_vm("g3", "lost", "b", 5000, &pid, &status));
+	CU_ASSERT(wait_vm("g2", "exited", "a", 120000, &pid, &status));
+	CU_ASSERT_EQUAL(shell_status("%s verify %s --blocks %d --pass 2 --rest-zero",
+				     PV_BLKPATTERN_PATH, img2, BLOCKS), 0);
+	CU_ASSERT_EQUAL(cl_run("start b"), 0);
+	unlink(img2);
+	unlink(img3);
+}
+
 static int suite_init(void)
 {
 	snprintf(img, sizeof(img), "/tmp/pvguest.%d.img", (int)getpid());
@@ -198,6 +244,8 @@ static int suite_clean(void)
 
 static CU_TestInfo tests[] = {
 	{ "a guest with a protected disk, its spare on the peer", test_guest },
+	{ "a lost host's shared=on guest runs again on the survivor",
+	  test_host_lost },
 	CU_TEST_INFO_NULL,
 };
 

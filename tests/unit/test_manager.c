@@ -325,6 +325,44 @@ static void test_standby(void)
 	CU_ASSERT_STRING_EQUAL(host_of("vm3"), "a");
 }
 
+/* A fenced host's guests: restarted elsewhere when shared, else lost. */
+static void test_host_lost(void)
+{
+	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
+	struct def d;
+
+	reset();
+	op_hosts();
+	def_init(&d, "s1", 1);
+	d.disk[0].shared = true;
+	d.d.host = "b";
+	op_create(&d.d);
+	def_init(&d, "n1", 1);
+	d.d.host = "b";
+	op_create(&d.d);
+	def_init(&d, "off", 0);
+	d.d.host = "b";
+	op_create(&d.d);
+	op_name(PVCL__MANAGER_INPUT__OP_VM_START, "s1");
+	op_name(PVCL__MANAGER_INPUT__OP_VM_START, "n1");
+	op_report("s1", "b", "running", 10);
+	op_report("n1", "b", "running", 11);
+	in.op_case = PVCL__MANAGER_INPUT__OP_HOST_LOST;
+	in.host_lost = "c";
+	CU_ASSERT_EQUAL(apply(&in), -ENOENT);
+	in.host_lost = "b";
+	CU_ASSERT_EQUAL(apply(&in), 0);
+	CU_ASSERT_STRING_EQUAL(msg, "host b lost: 1 guests restart elsewhere, 1 lost");
+	CU_ASSERT_STRING_EQUAL(host_of("s1"), "a");
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "s1")->state, MGR_VM_STARTING);
+	CU_ASSERT_STRING_EQUAL(host_of("n1"), "b");
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "n1")->state, MGR_VM_LOST);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "off")->state, MGR_VM_STOPPED);
+	/* n1's host back: its report makes it run again there */
+	CU_ASSERT_EQUAL(op_report("n1", "b", "running", 12), 0);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "n1")->state, MGR_VM_RUNNING);
+}
+
 static void test_unknown(void)
 {
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
@@ -370,6 +408,7 @@ static CU_TestInfo tests[] = {
 	{ "64 guests at most", test_full },
 	{ "start, place, report, stop, delete", test_lifecycle },
 	{ "standby hosts get no new guests", test_standby },
+	{ "a fenced host's guests", test_host_lost },
 	{ "an unknown request", test_unknown },
 	{ "a guest as pairctl vm list shows it", test_info },
 	CU_TEST_INFO_NULL,
