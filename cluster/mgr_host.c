@@ -232,7 +232,16 @@ static int mgr_start_router(struct pv_mgr_host *h,
 		.name = "manager", .kind = "manager replica",
 		.variant = MGR_VARIANT, .loop = h->env.loop,
 		.spare_wanted = true, .spare_remote = true,
-		.hb_period_ms = c->hb_period_ms, .hb_limit_ms = c->hb_limit_ms,
+		/*
+		 * its active is on this loop: a missed ping is pairvisord
+		 * itself slow (a save under load), which the router must not
+		 * take for the active's failure; nor promote the spare, which
+		 * the cluster's rules do, on the other host
+		 */
+		.no_failover = true,
+		.hb_period_ms = c->hb_period_ms,
+		.hb_limit_ms = c->hb_limit_ms > MGR_ACTIVE_LIMIT_MS ?
+			       c->hb_limit_ms : MGR_ACTIVE_LIMIT_MS,
 		.link_timeout_ms = c->link_timeout_ms, .spare_lag = 1024,
 		.stats = &h->rstats,
 	};

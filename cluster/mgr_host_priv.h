@@ -24,6 +24,7 @@
 
 #define MGR_SWEEP_MS		500
 #define MGR_FENCE_RETRY_MS	5000
+#define MGR_ACTIVE_LIMIT_MS	10000	/* the heartbeat of its own replica */
 
 enum mgr_role {
 	MGR_ROLE_NONE,

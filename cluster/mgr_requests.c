@@ -143,6 +143,10 @@ static void mgr_release(struct pv_mgr_host *h, struct mgr_pending *p)
 		return;
 	if (h->spare_applied < p->seq && !h->peer_out)
 		return;
+	qb_log(LOG_DEBUG, "manager: answering input %llu (%s): the spare applied %llu%s",
+	       (unsigned long long)p->seq, p->msg,
+	       (unsigned long long)h->spare_applied,
+	       h->peer_out ? ", the peer is out" : "");
 	if (h->saved_seq < p->seq) {
 		err = mgr_save(h);
 		if (err) {

@@ -606,7 +606,8 @@ void pv_router_settle(struct pv_router *rt)
 		else if (sp && sp->failed)
 			pv_router_drop_spare(rt, sp->failed);
 		else if (a && a->failed && running &&
-			 rt->roles.spare_state == PV_SPARE_LIVE)
+			 rt->roles.spare_state == PV_SPARE_LIVE &&
+			 !rt->cfg.no_failover)
 			rt_failover(rt, a->failed);
 		else if (a && a->failed)
 			rt_lost(rt, a->failed, false);

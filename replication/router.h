@@ -183,6 +183,12 @@ struct pv_router_config {
 	/* test hook: at promotion the old active is not killed, its
 	 * outputs are refused on their generation alone */
 	bool fence_by_generation;
+	/*
+	 * The owner decides promotions (the cluster manager, whose spare
+	 * is promoted by the cluster's rules on the other host): a failed
+	 * active is lost (ops->lost), never replaced by the spare here.
+	 */
+	bool no_failover;
 	/* where the counters go; NULL: the router's own */
 	struct pv_router_stats *stats;
 };

@@ -169,6 +169,11 @@ void cl_down(void)
 	if (!cl_made)
 		return;
 	cl_made = false;
+	if (getenv("PV_CLUSTER_KEEP")) {	/* a developer's post-mortem */
+		fprintf(stderr, "cltest: cluster %s left up (PV_CLUSTER_KEEP)\n",
+			cl_name);
+		return;
+	}
 	cl_run("down");
 }
 
