@@ -223,39 +223,38 @@ static void memb_disconnect(struct pv_membership *m, const char *why)
 		memb_changed(m);
 }
 
+/* A library's descriptor woke up: @e is what its dispatch said. */
+static void memb_on_event(struct pv_membership *m, int32_t revents,
+			  const char *what, cs_error_t e)
+{
+	char why[64];
+
+	if (revents & (POLLHUP | POLLERR))
+		snprintf(why, sizeof(why), "the %s connection was closed", what);
+	else if (e != CS_OK && e != CS_ERR_TRY_AGAIN)
+		snprintf(why, sizeof(why), "%s dispatch failed", what);
+	else
+		return;
+	memb_disconnect(m, why);	/* its watch is gone with it */
+}
+
 static int32_t memb_on_cpg(int32_t fd, int32_t revents, void *data)
 {
 	struct pv_membership *m = data;
-	cs_error_t e;
 
 	(void)fd;
-	if (revents & (POLLHUP | POLLERR)) {
-		memb_disconnect(m, "the CPG connection was closed");
-		return 0;	/* its watch is gone already */
-	}
-	e = cpg_dispatch(m->cpg, CS_DISPATCH_ALL);
-	if (e != CS_OK && e != CS_ERR_TRY_AGAIN) {
-		memb_disconnect(m, "CPG dispatch failed");
-		return 0;
-	}
+	memb_on_event(m, revents, "CPG", revents & (POLLHUP | POLLERR) ?
+		      CS_OK : cpg_dispatch(m->cpg, CS_DISPATCH_ALL));
 	return 0;
 }
 
 static int32_t memb_on_vq(int32_t fd, int32_t revents, void *data)
 {
 	struct pv_membership *m = data;
-	cs_error_t e;
 
 	(void)fd;
-	if (revents & (POLLHUP | POLLERR)) {
-		memb_disconnect(m, "the votequorum connection was closed");
-		return 0;
-	}
-	e = votequorum_dispatch(m->vq, CS_DISPATCH_ALL);
-	if (e != CS_OK && e != CS_ERR_TRY_AGAIN) {
-		memb_disconnect(m, "votequorum dispatch failed");
-		return 0;
-	}
+	memb_on_event(m, revents, "votequorum", revents & (POLLHUP | POLLERR) ?
+		      CS_OK : votequorum_dispatch(m->vq, CS_DISPATCH_ALL));
 	return 0;
 }
 
@@ -389,12 +388,17 @@ uint32_t pv_memb_local_nodeid(const struct pv_membership *m)
 	return m->connected ? m->nodeid : 0;
 }
 
-bool pv_memb_node_up(const struct pv_membership *m, uint32_t nodeid)
+static bool memb_has(const uint32_t *ids, size_t n, uint32_t nodeid)
 {
-	for (size_t i = 0; i < m->nr_ring; i++)
-		if (m->ring[i] == nodeid)
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == nodeid)
 			return true;
 	return false;
+}
+
+bool pv_memb_node_up(const struct pv_membership *m, uint32_t nodeid)
+{
+	return memb_has(m->ring, m->nr_ring, nodeid);
 }
 
 size_t pv_memb_daemons(const struct pv_membership *m,
@@ -408,10 +412,7 @@ size_t pv_memb_daemons(const struct pv_membership *m,
 
 bool pv_memb_quorum_member(const struct pv_membership *m, uint32_t nodeid)
 {
-	for (size_t i = 0; i < m->nr_qnodes; i++)
-		if (m->qnodes[i] == nodeid)
-			return true;
-	return false;
+	return memb_has(m->qnodes, m->nr_qnodes, nodeid);
 }
 
 void pv_memb_quorum(const struct pv_membership *m,

@@ -191,6 +191,11 @@ static ssize_t ctl_ask(const char *name, int32_t id, const void *body,
 
 	snprintf(svc, sizeof(svc), "%s%s", PV_STATUS_SERVICE_PREFIX, name);
 	c = qb_ipcc_connect(svc, cap);
+	if (!c && (errno == EACCES || errno == EPERM)) {
+		fprintf(stderr, "pairctl: vm %s: refused: root, or a member of the VMM's --ipc-group, only\n",
+			name);
+		return -EACCES;
+	}
 	if (!c) {
 		fprintf(stderr, "pairctl: vm %s: not running (no service %s)\n",
 			name, svc);

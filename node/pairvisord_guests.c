@@ -208,6 +208,10 @@ static int g_args(struct pvd_guests *gs, const struct mgr_vm *v,
 		    dk->spare == MGR_SPARE_PEER ? ",spare=" : "",
 		    dk->spare == MGR_SPARE_PEER ? gs->peer_drv_url : "");
 	}
+	if (c->ipc_group) {
+		ARG("--ipc-group");
+		ARG("%s", c->ipc_group);
+	}
 	ARG("--cluster-key");
 	ARG("%s", c->cluster_key);
 	ARG("--link-timeout");

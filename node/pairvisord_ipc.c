@@ -26,50 +26,11 @@ struct pvd_ipc {
 	uint8_t buf[PVD_MSG_MAX];
 };
 
-/*
- * Does client @pid hold group @gid, as its primary or a supplementary
- * group? Its credentials as they are (/proc/PID/status), not as the
- * account database would give them: like a file's group permission.
- */
-static bool pvd_holds_group(pid_t pid, gid_t pgid, gid_t gid)
-{
-	char path[64], line[1024];
-	bool found = false;
-	FILE *f;
-
-	if (pgid == gid)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	while (f && !found && fgets(line, sizeof(line), f)) {
-		char *p = line + 7, *end;
-
-		if (strncmp(line, "Groups:", 7))
-			continue;
-		for (;;) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			if (g == gid)
-				found = true;
-			p = end;
-		}
-		break;
-	}
-	if (f)
-		fclose(f);
-	return found;
-}
-
 static int32_t pvd_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
 	struct pvd *d = qb_ipcs_connection_service_context_get(c);
-	struct qb_ipcs_connection_stats st;
 
-	qb_ipcs_connection_stats_get(c, &st, QB_FALSE);
-	if (uid == 0 || uid == geteuid() ||
-	    (d->has_group && pvd_holds_group(st.client_pid, gid, d->ipc_gid)))
+	if (pv_ipcs_permitted(c, uid, gid, d->has_group ? (long)d->ipc_gid : -1))
 		return 0;
 	d->stats.ipc_refused++;
 	qb_log(LOG_WARNING, "ipc: refused uid %u: not root%s%s", uid,

@@ -3,6 +3,12 @@
  * libqb IPC services on a qb_loop (ipcs_loop.h).
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <qb/qbdefs.h>
 
 #include "ipcs_loop.h"
 
@@ -57,4 +63,49 @@ int pv_ipcs_run(qb_ipcs_service_t *svc, qb_loop_t *loop)
 void pv_ipcs_unbind(void)
 {
 	ipcs_loop = NULL;
+}
+
+/* Does process @pid hold group @gid among its supplementary groups? */
+static bool ipcs_holds_group(pid_t pid, gid_t gid)
+{
+	char path[64], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == gid)
+				found = true;
+			p = end;
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+bool pv_ipcs_permitted(qb_ipcs_connection_t *c, uid_t uid, gid_t gid,
+		       long group)
+{
+	struct qb_ipcs_connection_stats st;
+
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (group < 0)
+		return false;
+	if (gid == (gid_t)group)
+		return true;
+	qb_ipcs_connection_stats_get(c, &st, QB_FALSE);
+	return ipcs_holds_group(st.client_pid, (gid_t)group);
 }

@@ -8,6 +8,9 @@
 #ifndef PV_IPCS_LOOP_H
 #define PV_IPCS_LOOP_H
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 #include <qb/qbipcs.h>
 #include <qb/qbloop.h>
 
@@ -19,5 +22,14 @@
 int pv_ipcs_run(qb_ipcs_service_t *svc, qb_loop_t *loop);
 /* The last service of the process stopped: the loop is unbound. */
 void pv_ipcs_unbind(void);
+
+/*
+ * Who may use a pairvisor IPC service (pairvisord's, a VMM's): root,
+ * the service's own user, and a client holding group @group (-1: none)
+ * as its primary or a supplementary group, by its credentials as they
+ * are (/proc/PID/status), as a file's group permission would judge.
+ */
+bool pv_ipcs_permitted(qb_ipcs_connection_t *c, uid_t uid, gid_t gid,
+		       long group);
 
 #endif

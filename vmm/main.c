@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ static const char vmm_usage[] =
 "  -i, --initrd FILE     initial ramdisk, placed below the kernel's\n"
 "                        initrd_addr_max\n"
 "  -a, --cmdline STRING  kernel command line\n"
+"      --ipc-group GROUP besides root and this user, members of GROUP may\n"
+"                        use the status service (pairctl status, resume,\n"
+"                        switchover)\n"
 "      --name NAME       the VM's name: its status is served over libqb IPC\n"
 "                        as pairvisor-vmm.NAME (default vm<pid>); read it\n"
 "                        with 'pairctl status NAME'\n"
@@ -241,6 +245,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "cluster-key", required_argument, NULL, 'K' },
 		{ "link-timeout", required_argument, NULL, 'T' },
 		{ "name", required_argument, NULL, 'N' },
+		{ "ipc-group", required_argument, NULL, 'G' },
 		{ "driver-user", required_argument, NULL, 'U' },
 		{ "seccomp", required_argument, NULL, 'F' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -293,6 +298,15 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 				return usage_error("--name '%s': want 1-64 letters, digits, '-', '_' or '.'", optarg);
 			cfg->name = optarg;
 			break;
+		case 'G': {
+			struct group *g = getgrnam(optarg);
+
+			if (!g)
+				return usage_error("--ipc-group '%s': no such group here", optarg);
+			cfg->ipc_gid = g->gr_gid;
+			cfg->has_ipc_group = true;
+			break;
+		}
 		case 'U':
 			cfg->driver_user = optarg;
 			break;

@@ -234,9 +234,12 @@ static int32_t st_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 
 static int32_t st_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
-	(void)c;
-	(void)gid;
-	return uid == 0 || uid == geteuid() ? 0 : -EACCES;
+	struct status_server *s = qb_ipcs_connection_service_context_get(c);
+
+	const struct vm_config *cfg = s->vm->cfg;
+
+	return pv_ipcs_permitted(c, uid, gid, cfg->has_ipc_group ?
+				 (long)cfg->ipc_gid : -1) ? 0 : -EACCES;
 }
 
 bool status_name_taken(const char *name)

@@ -75,6 +75,8 @@ struct vm_config {
 	const char *cmdline;
 	const char *console;	/* NULL: stdout */
 	const char *name;	/* status service name; NULL: "vm<pid>" */
+	bool has_ipc_group;	/* its members may use it too */
+	gid_t ipc_gid;
 	bool no_vcpus;		/* device model only (harness) */
 	bool stats;		/* print counters and boot times at exit */
 	int nr_disks;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cltest.h"
@@ -71,6 +72,32 @@ char *cl_out(int *status, bool err, const char *fmt, ...)
 	if (status)
 		*status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	return buf;
+}
+
+int cl_ctl(const char *host, char **out, const char *fmt, ...)
+{
+	char args[768];
+	va_list ap;
+	char *o;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	o = cl_out(&st, true, "exec %s pairctl %s", host, args);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	return st;
+}
+
+uint64_t cl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
 }
 
 struct json_object *cl_status(const char *host)

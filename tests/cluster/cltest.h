@@ -8,6 +8,7 @@
 #define PV_CLTEST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -22,6 +23,12 @@ int cl_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, its standard output (and error, with @err) captured. */
 char *cl_out(int *status, bool err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* pairctl ARGS on @host: its exit status, its output (and errors) in
+ * *@out (to free) when @out is not NULL. */
+int cl_ctl(const char *host, char **out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t cl_now_ms(void);
 /* pairctl status --json on @host, parsed; NULL when it failed. */
 struct json_object *cl_status(const char *host);
 /* Member @path ("quorum.quorate", "hosts.1.daemon") of @o. */

@@ -23,14 +23,6 @@
 #include "cunit_main.h"
 #include "pairvisord_ipc.h"
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
 /* Host @h's view: corosync up, quorate, both hosts' daemons in the group. */
 static void check_both(const char *h)
 {
@@ -313,7 +305,7 @@ static void test_hostile_cpg(void)
 
 	CU_ASSERT_EQUAL_FATAL(cl_in_host("b", cpg_hostile, NULL), 0);
 	/* both daemons drop both messages, and carry on */
-	for (t0 = now_ms(); !ok && now_ms() - t0 < 5000; usleep(100000)) {
+	for (t0 = cl_now_ms(); !ok && cl_now_ms() - t0 < 5000; usleep(100000)) {
 		struct json_object *jb = cl_status("b");
 
 		js = cl_status("a");
@@ -331,11 +323,11 @@ static void test_hostile_cpg(void)
 static void test_kill_host(void)
 {
 	struct json_object *js;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = cl_now_ms();
 
 	CU_ASSERT_EQUAL_FATAL(cl_run("kill b"), 0);
 	CU_ASSERT_EQUAL_FATAL(cl_run("wait a alone 10"), 0);
-	printf("(host b lost after %llu ms) ", (unsigned long long)(now_ms() - t0));
+	printf("(host b lost after %llu ms) ", (unsigned long long)(cl_now_ms() - t0));
 	js = cl_status("a");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
 	CU_ASSERT_TRUE(cl_bool(js, "quorum.quorate"));

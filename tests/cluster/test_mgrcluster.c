@@ -28,14 +28,6 @@
 
 #define VM_ARGS	"--memory 64M --vcpus 1 --kernel /boot/none"
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
 /* The host whose manager is the active, "" if none; the other's spare
  * state in *@spare. */
 static const char *active_host(const char **spare_state)
@@ -64,13 +56,24 @@ static const char *other(const char *h)
 	return !strcmp(h, "a") ? "b" : "a";
 }
 
+/* Until @host's manager is the active (at most @ms): the ms it took. */
+static uint64_t wait_active(const char *host, int ms)
+{
+	uint64_t t0 = cl_now_ms();
+
+	while (strcmp(active_host(NULL), host) &&
+	       cl_now_ms() - t0 < (uint64_t)ms)
+		usleep(50000);
+	return cl_now_ms() - t0;
+}
+
 /*
  * Until one host is active with a live spare on the other (@ms): that
  * host's name (a constant), or NULL.
  */
 static const char *wait_pair(int ms)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = cl_now_ms();
 	const char *spare, *a;
 
 	do {
@@ -78,29 +81,8 @@ static const char *wait_pair(int ms)
 		if (*a && !strcmp(spare, "live"))
 			return other(other(a));
 		usleep(100000);
-	} while (now_ms() - t0 < (uint64_t)ms);
+	} while (cl_now_ms() - t0 < (uint64_t)ms);
 	return NULL;
-}
-
-/* pairctl on @host; its exit status, its output in *@out if asked. */
-static int ctl(const char *host, char **out, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int ctl(const char *host, char **out, const char *fmt, ...)
-{
-	char args[512];
-	va_list ap;
-	char *o;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	o = cl_out(&st, true, "exec %s pairctl %s", host, args);
-	if (out)
-		*out = o;
-	else
-		free(o);
-	return st;
 }
 
 /* The names in @host's vm list --json, as " n1 n2 ... " in @buf. */
@@ -110,7 +92,7 @@ static int list_names(const char *host, char *buf, size_t len)
 	struct json_object *a;
 	size_t n = 0;
 
-	if (ctl(host, &out, "vm list --json")) {
+	if (cl_ctl(host, &out, "vm list --json")) {
 		free(out);
 		return -1;
 	}
@@ -156,25 +138,25 @@ static void test_requests(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	/* through the active host, and through the spare's (forwarded) */
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm create r1 " VM_ARGS), 0);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm create r1 " VM_ARGS), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r1 defined"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm create r2 " VM_ARGS
+	CU_ASSERT_EQUAL(cl_ctl(other(a), &out, "vm create r2 " VM_ARGS
 			    " --disk /var/lib/r2.img,format=qcow2 --host b"), 0);
 	free(out);
-	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm create r1 " VM_ARGS), 1);
+	CU_ASSERT_EQUAL(cl_ctl(other(a), &out, "vm create r1 " VM_ARGS), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r1 exists already"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm create r3 " VM_ARGS " --host c"), 1);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm create r3 " VM_ARGS " --host c"), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no host c in this cluster"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm delete nope"), 1);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm delete nope"), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no vm nope"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(other(a), &out, "vm start r2"), 0);
+	CU_ASSERT_EQUAL(cl_ctl(other(a), &out, "vm start r2"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm r2 starts on host b"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm delete r2"), 1);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm delete r2"), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "shut it down or destroy it first"));
 	free(out);
 	/* both hosts list the same */
@@ -182,7 +164,7 @@ static void test_requests(void)
 	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
 	CU_ASSERT_EQUAL_FATAL(list_names(other(a), names, sizeof(names)), 0);
 	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm list"), 0);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm list"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "starting"));
 	free(out);
 }
@@ -201,12 +183,9 @@ static void daemon_gone(const char *how)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	b = other(a);
 	CU_ASSERT_EQUAL_FATAL(cl_run("%s %s pairvisord", how, a), 0);
-	t0 = now_ms();
-	while (strcmp(active_host(NULL), b) && now_ms() - t0 < 10000)
-		usleep(50000);
+	t0 = wait_active(b, 10000);
 	CU_ASSERT_STRING_EQUAL(active_host(NULL), b);
-	printf("(promoted %llu ms after the %s) ",
-	       (unsigned long long)(now_ms() - t0), how);
+	printf("(promoted %llu ms after the %s) ", (unsigned long long)t0, how);
 	st = cl_status(b);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(cl_int(st, "fence.fencings"), 0);
@@ -272,7 +251,7 @@ static void test_spare_hung(void)
 		 cl_id(), PV_BUILD_DIR, PV_SOURCE_DIR, a);
 	f = popen(cmd, "r");
 	CU_ASSERT_PTR_NOT_NULL(f);
-	for (t0 = now_ms(); !held && now_ms() - t0 < 3000; usleep(100000)) {
+	for (t0 = cl_now_ms(); !held && cl_now_ms() - t0 < 3000; usleep(100000)) {
 		st = cl_status(a);
 		held = st && cl_int(st, "manager.held") == 1;
 		json_object_put(st);
@@ -291,7 +270,7 @@ static void test_spare_hung(void)
 	}
 	CU_ASSERT_EQUAL(rc, 0);
 	printf("(answered %llu ms after the create) ",
-	       (unsigned long long)(now_ms() - t0));
+	       (unsigned long long)(cl_now_ms() - t0));
 	CU_ASSERT_PTR_NOT_NULL(wait_pair(30000));
 }
 
@@ -306,12 +285,9 @@ static void test_host_killed(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	b = other(a);
 	CU_ASSERT_EQUAL_FATAL(cl_run("kill %s", a), 0);
-	t0 = now_ms();
-	while (strcmp(active_host(NULL), b) && now_ms() - t0 < 20000)
-		usleep(50000);
+	t0 = wait_active(b, 20000);
 	CU_ASSERT_STRING_EQUAL_FATAL(active_host(NULL), b);
-	printf("(promoted %llu ms after the kill) ",
-	       (unsigned long long)(now_ms() - t0));
+	printf("(promoted %llu ms after the kill) ", (unsigned long long)t0);
 	st = cl_status(b);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(cl_int(st, "fence.fencings"), 1);
@@ -319,7 +295,7 @@ static void test_host_killed(void)
 	CU_ASSERT_EQUAL(list_names(b, names, sizeof(names)), 0);
 	CU_ASSERT_STRING_EQUAL(names, " r1 r2 held1 ");
 	/* alone, it still takes requests: the peer is fenced */
-	CU_ASSERT_EQUAL(ctl(b, NULL, "vm create alone " VM_ARGS), 0);
+	CU_ASSERT_EQUAL(cl_ctl(b, NULL, "vm create alone " VM_ARGS), 0);
 	CU_ASSERT_EQUAL_FATAL(cl_run("start %s", a), 0);
 	CU_ASSERT_STRING_EQUAL(wait_pair(60000), b);
 	CU_ASSERT_EQUAL(list_names(a, names, sizeof(names)), 0);
@@ -361,12 +337,12 @@ static void test_partition(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	b = other(a);
 	CU_ASSERT_EQUAL_FATAL(cl_run("partition"), 0);
-	t0 = now_ms();
-	while (host_up(b) && now_ms() - t0 < 15000)
+	t0 = cl_now_ms();
+	while (host_up(b) && cl_now_ms() - t0 < 15000)
 		usleep(50000);
 	CU_ASSERT_FALSE(host_up(b));
 	printf("(host %s fenced %llu ms after the cut) ", b,
-	       (unsigned long long)(now_ms() - t0));
+	       (unsigned long long)(cl_now_ms() - t0));
 	/* the fence delay passes: the active's host is still up, active */
 	usleep(4000000);
 	CU_ASSERT_TRUE(host_up(a));
@@ -400,13 +376,13 @@ static int client(int id, uint64_t stop_ms, const char *log)
 
 	if (!f)
 		return 1;
-	while (now_ms() < stop_ms && n < OPS_MAX) {
+	while (cl_now_ms() < stop_ms && n < OPS_MAX) {
 		bool create = n % 3 != 2;	/* two creates, one delete */
 		char name[32], *out;
 		int st;
 
 		snprintf(name, sizeof(name), "c%d-%d", id, create ? n : n - 1);
-		st = ctl(n % 2 ? "a" : "b", &out, create ?
+		st = cl_ctl(n % 2 ? "a" : "b", &out, create ?
 			 "vm create %s " VM_ARGS : "vm delete %s", name);
 		/*
 		 * unknown: pairctl was killed with the host it ran on
@@ -521,7 +497,7 @@ static void history(const char *fault)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	seed = getenv("PV_SEED") ? atoi(getenv("PV_SEED")) : (int)getpid();
 	srand(seed);
-	stop = now_ms() + 9000;
+	stop = cl_now_ms() + 9000;
 	for (int c = 0; c < CLIENTS; c++) {
 		snprintf(logs[c], sizeof(logs[c]), "/tmp/pvhist.%s.%d",
 			 cl_id(), c);

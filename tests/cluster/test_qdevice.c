@@ -23,14 +23,6 @@
 
 #define VM_ARGS	"--memory 64M --vcpus 1 --kernel /boot/none"
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
 /*
  * @host's manager role, whether it acknowledges changes (active,
  * quorate, its spare live or the peer out) and its spare's state.
@@ -69,7 +61,7 @@ static int actives(const char **which)
 static const char *wait_pair(int ms)
 {
 	static const char *const hosts[] = { "a", "b" };
-	uint64_t t0 = now_ms();
+	uint64_t t0 = cl_now_ms();
 	char role[16], spare[16];
 	bool q;
 
@@ -81,28 +73,8 @@ static const char *wait_pair(int ms)
 				return hosts[i];
 		}
 		usleep(100000);
-	} while (now_ms() - t0 < (uint64_t)ms);
+	} while (cl_now_ms() - t0 < (uint64_t)ms);
 	return NULL;
-}
-
-static int ctl(const char *host, char **out, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int ctl(const char *host, char **out, const char *fmt, ...)
-{
-	char args[512];
-	va_list ap;
-	char *o;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	o = cl_out(&st, true, "exec %s pairctl %s", host, args);
-	if (out)
-		*out = o;
-	else
-		free(o);
-	return st;
 }
 
 static void test_pair(void)
@@ -118,7 +90,7 @@ static void test_pair(void)
 	CU_ASSERT_EQUAL(cl_int(st, "quorum.total_votes"), 3);
 	CU_ASSERT_STRING_EQUAL(cl_str(st, "fence.agent"), "");
 	json_object_put(st);
-	CU_ASSERT_EQUAL(ctl("a", NULL, "vm create q1 " VM_ARGS), 0);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm create q1 " VM_ARGS), 0);
 }
 
 /*
@@ -136,21 +108,21 @@ static void test_partition(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(wait_pair(30000));
 	CU_ASSERT_EQUAL_FATAL(cl_run("partition"), 0);
 	/* never two: checked all along the way */
-	for (t0 = now_ms(); now_ms() - t0 < 12000; usleep(100000)) {
+	for (t0 = cl_now_ms(); cl_now_ms() - t0 < 12000; usleep(100000)) {
 		n = actives(&who);
 		CU_ASSERT(n <= 1);
-		if (n == 1 && !strcmp(who, "a") && now_ms() - t0 > 6000)
+		if (n == 1 && !strcmp(who, "a") && cl_now_ms() - t0 > 6000)
 			break;
 	}
 	CU_ASSERT_EQUAL(n, 1);
 	CU_ASSERT_STRING_EQUAL(who ? who : "", "a");
-	CU_ASSERT_EQUAL(ctl("a", NULL, "vm create q2 " VM_ARGS), 0);
-	CU_ASSERT_EQUAL(ctl("b", &out, "vm create q3 " VM_ARGS), 1);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm create q2 " VM_ARGS), 0);
+	CU_ASSERT_EQUAL(cl_ctl("b", &out, "vm create q3 " VM_ARGS), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "not quorate"));
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(cl_run("heal"), 0);
 	CU_ASSERT_STRING_EQUAL(wait_pair(60000), "a");
-	CU_ASSERT_EQUAL(ctl("b", &out, "vm list"), 0);
+	CU_ASSERT_EQUAL(cl_ctl("b", &out, "vm list"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "q2"));
 	CU_ASSERT_PTR_NULL(strstr(out, "q3"));
 	free(out);
@@ -181,7 +153,7 @@ static void test_stopped_host(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	b = !strcmp(a, "a") ? "b" : "a";
 	signal_host(a, SIGSTOP);
-	for (t0 = now_ms(); now_ms() - t0 < 15000; usleep(100000)) {
+	for (t0 = cl_now_ms(); cl_now_ms() - t0 < 15000; usleep(100000)) {
 		char role[16], spare[16];
 		bool q;
 
@@ -190,16 +162,16 @@ static void test_stopped_host(void)
 			break;
 	}
 	printf("(host %s took over %llu ms after the stop) ", b,
-	       (unsigned long long)(now_ms() - t0));
-	CU_ASSERT_EQUAL(ctl(b, NULL, "vm create q4 " VM_ARGS), 0);
+	       (unsigned long long)(cl_now_ms() - t0));
+	CU_ASSERT_EQUAL(cl_ctl(b, NULL, "vm create q4 " VM_ARGS), 0);
 	signal_host(a, SIGCONT);
 	/* never two that take changes, and the newer stays */
-	for (t0 = now_ms(); now_ms() - t0 < 5000; usleep(100000)) {
+	for (t0 = cl_now_ms(); cl_now_ms() - t0 < 5000; usleep(100000)) {
 		n = actives(&who);
 		CU_ASSERT(n <= 1);
 	}
 	CU_ASSERT_STRING_EQUAL(wait_pair(60000), b);
-	CU_ASSERT_EQUAL(ctl(a, &out, "vm list"), 0);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm list"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "q4"));
 	free(out);
 }

@@ -243,6 +243,39 @@ static void test_name_in_use(void)
 }
 
 /*
+ * --ipc-group: a user holding the group may use the status service, one
+ * without it is refused (and says so); root always may.
+ */
+static void test_ipc_group(void)
+{
+	char name[32];
+	const char *argv[] = { "pairvisor-vmm", "--memory", "64M", "--name",
+			       name, "--ipc-group", "nogroup", "--kernel",
+			       PV_GUEST_PATH, "--cmdline", "pvtest=echo", NULL };
+	struct vmm_result r;
+	int in;
+	pid_t vmm;
+
+	snprintf(name, sizeof(name), "grp%d", (int)getpid());
+	vmm = vmm_start(argv, &in);
+	CU_ASSERT_FATAL(vmm > 0);
+	CU_ASSERT(vmm_console_wait("PVGUEST cmdline", TIMEOUT_MS));
+	CU_ASSERT_EQUAL(shell("setpriv --reuid=nobody --regid=nogroup --clear-groups %s status %s >/dev/null",
+			      PV_PAIRCTL_PATH, name), 0);
+	CU_ASSERT_EQUAL(shell("setpriv --reuid=nobody --regid=daemon --clear-groups %s status %s 2>%s/grp.err",
+			      PV_PAIRCTL_PATH, name, tmpdir_path()), 1);
+	CU_ASSERT_EQUAL(shell("grep -q 'refused: root, or a member' %s/grp.err",
+			      tmpdir_path()), 0);
+	CU_ASSERT_EQUAL(shell("%s status %s >/dev/null", PV_PAIRCTL_PATH,
+			      name), 0);
+	CU_ASSERT_EQUAL(write(in, EOT, 1), 1);
+	close(in);
+	CU_ASSERT_EQUAL_FATAL(vmm_finish(&r, vmm, TIMEOUT_MS), 0);
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmm_result_free(&r);
+}
+
+/*
  * The name's socket is taken by something that is not a pairvisor-vmm
  * (or by one that started at the same moment): libqb cannot bind it. An
  * error and exit 1, not libqb's assertion (exit 134).
@@ -306,6 +339,8 @@ static void test_help_explains(void)
 }
 
 static CU_TestInfo status_tests[] = {
+	{ "--ipc-group: its members may ask, others are refused",
+	  test_ipc_group },
 	{ "pairctl status of a running VM", test_status_of_running_vm },
 	{ "pairctl status across a failover", test_status_across_failover },
 	{ "bad names and commands", test_bad_input },
