@@ -369,7 +369,11 @@ struct op {
 };
 
 /* One client: creates and deletes its own names until @stop_ms. */
-static int client(int id, uint64_t stop_ms, const char *log)
+/*
+ * Its names are "h<run>c<id>-<n>": unique over the runs of one program
+ * (the guests of an earlier run are still defined).
+ */
+static int client(int run, int id, uint64_t stop_ms, const char *log)
 {
 	FILE *f = fopen(log, "w");
 	int n = 0;
@@ -381,7 +385,8 @@ static int client(int id, uint64_t stop_ms, const char *log)
 		char name[32], *out;
 		int st;
 
-		snprintf(name, sizeof(name), "c%d-%d", id, create ? n : n - 1);
+		snprintf(name, sizeof(name), "h%dc%d-%d", run, id,
+			 create ? n : n - 1);
 		st = cl_ctl(n % 2 ? "a" : "b", &out, create ?
 			 "vm create %s " VM_ARGS : "vm delete %s", name);
 		/*
@@ -456,15 +461,18 @@ static void check_history(const char *names, struct op *ops, int n,
 }
 
 /* Every listed name was asked for by some client. */
-static void check_nothing_else(const char *names, struct op (*ops)[OPS_MAX],
+static void check_nothing_else(const char *names, int run,
+			       struct op (*ops)[OPS_MAX],
 			       const int *n)
 {
-	char copy[65536], *save, *tok;
+	char copy[65536], prefix[16], *save, *tok;
 
 	snprintf(copy, sizeof(copy), "%s", names);
+	snprintf(prefix, sizeof(prefix), "h%dc", run);
 	for (tok = strtok_r(copy, " ", &save); tok;
 	     tok = strtok_r(NULL, " ", &save)) {
-		bool asked = tok[0] != 'c';	/* r1, r2, alone: earlier tests */
+		/* r1, r2, alone, an earlier run's: not this run's to judge */
+		bool asked = strncmp(tok, prefix, strlen(prefix));
 
 		for (int c = 0; c < CLIENTS && !asked; c++)
 			for (int i = 0; i < n[c] && !asked; i++)
@@ -474,6 +482,19 @@ static void check_nothing_else(const char *names, struct op (*ops)[OPS_MAX],
 			printf("\n  %s is listed but was never asked for", tok);
 		CU_ASSERT(asked);
 	}
+}
+
+/* Delete this run's guests: room for the next run (64 at most). */
+static void forget_run(const char *host, const char *names, int run)
+{
+	char copy[65536], prefix[16], *save, *tok;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	snprintf(prefix, sizeof(prefix), "h%dc", run);
+	for (tok = strtok_r(copy, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save))
+		if (!strncmp(tok, prefix, strlen(prefix)))
+			CU_ASSERT_EQUAL(cl_ctl(host, NULL, "vm delete %s", tok), 0);
 }
 
 /*
@@ -486,6 +507,8 @@ static void check_nothing_else(const char *names, struct op (*ops)[OPS_MAX],
  */
 static void history(const char *fault)
 {
+	static int runs;
+	int run = ++runs;
 	static struct op ops[CLIENTS][OPS_MAX];
 	static char names[65536];
 	const char *a = wait_pair(60000), *survivor, *lost = NULL;
@@ -503,7 +526,7 @@ static void history(const char *fault)
 			 cl_id(), c);
 		pids[c] = fork();
 		if (!pids[c])
-			_exit(client(c, stop, logs[c]));
+			_exit(client(run, c, stop, logs[c]));
 	}
 	usleep((1000 + rand() % 3000) * 1000);
 	printf("(seed %d: %s of host %s) ", seed, fault, a);
@@ -528,10 +551,11 @@ static void history(const char *fault)
 		if (!getenv("PV_CLUSTER_KEEP"))
 			unlink(logs[c]);
 	}
-	check_nothing_else(names, ops, n);
+	check_nothing_else(names, run, ops, n);
 	printf("(%d creates acknowledged and kept, %d of unknown outcome) ",
 	       acked, unknown);
 	CU_ASSERT(acked > 10);
+	forget_run(survivor, names, run);
 	if (!strcmp(fault, "partition"))
 		CU_ASSERT_EQUAL(cl_run("heal"), 0);
 	if (!lost)
