@@ -427,11 +427,14 @@ kill_host() {
 	clean_shm
 }
 
-# libqb's files of processes that are gone (crashed Corosync leaves them).
+# libqb's files of processes that are gone: a killed Corosync leaves its
+# IPC directories (qb-PID-...) and its 8 MB blackbox (qb-corosync-PID-...)
 clean_shm() {
 	for f in /dev/shm/qb-*; do
 		[ -e "$f" ] || continue
-		pid=$(echo "$f" | sed -n 's/^\/dev\/shm\/qb-\([0-9]*\)-.*/\1/p')
+		pid=$(echo "$f" | sed -n \
+			-e 's/^\/dev\/shm\/qb-\([0-9][0-9]*\)-.*/\1/p' \
+			-e 's/^\/dev\/shm\/qb-corosync-\([0-9][0-9]*\)-blackbox-.*/\1/p')
 		[ -n "$pid" ] && [ ! -d "/proc/$pid" ] && rm -rf "$f"
 	done
 	return 0
