@@ -9,6 +9,8 @@
 #     through ipmi_sim and fence_ipmilan, the take-over). Medians and
 #     maxima of both from the kill, their difference and ratio;
 #   - the active's pairvisord alone killed (CPG PROCDOWN, no fencing);
+#   - with the quorum device instead of fencing (token 300): the same
+#     host kill, promoted on the device's verdict;
 #   - mgrbench: requests/s and latency on the active host with its spare
 #     live, through the spare's host (forwarded over CPG), and with no
 #     spare (the peer's pairvisord stopped).
@@ -111,3 +113,11 @@ for token in 300 1000; do
 	fi
 	"$cl" down
 done
+
+"$cl" up --qdevice >/dev/null
+echo "== token 300 ms, quorum device (qnetd, ffsplit, device timeout 2000 ms), no fencing, $runs runs"
+failover host
+echo "  host killed: Corosync detection $(stats "$tmp/det") ms; promotion $(stats "$tmp/pro") ms"
+paste "$tmp/det" "$tmp/pro" | awk '{ print $2 - $1 }' > "$tmp/diff"
+echo "  promotion - detection $(stats "$tmp/diff") ms (the device's verdict)"
+"$cl" down
