@@ -92,6 +92,21 @@ int cl_ctl(const char *host, char **out, const char *fmt, ...)
 	return st;
 }
 
+int cl_signal_host(const char *host, int sig)
+{
+	char cmd[128];
+	FILE *f;
+	int pid, n = 0;
+
+	snprintf(cmd, sizeof(cmd), "ip netns pids %s-%s", cl_name, host);
+	f = popen(cmd, "r");
+	while (f && fscanf(f, "%d", &pid) == 1)
+		n += kill(pid, sig) == 0;
+	if (f)
+		pclose(f);
+	return n;
+}
+
 uint64_t cl_now_ms(void)
 {
 	struct timespec ts;

@@ -27,6 +27,11 @@ char *cl_out(int *status, bool err, const char *fmt, ...)
  * *@out (to free) when @out is not NULL. */
 int cl_ctl(const char *host, char **out, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Send @sig to every process of @host (its corosync, pairvisord, VMMs,
+ * clients): how many got it (one that ended meanwhile is no error).
+ */
+int cl_signal_host(const char *host, int sig);
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t cl_now_ms(void);
 /* pairctl status --json on @host, parsed; NULL when it failed. */

@@ -302,16 +302,6 @@ static void test_host_killed(void)
 	CU_ASSERT_STRING_EQUAL(names, " r1 r2 held1 alone ");
 }
 
-/* Signal every process of @host. */
-static void signal_host(const char *host, int sig)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "ip netns pids %s-%s | xargs -r kill -%d",
-		 cl_id(), host, sig);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-}
-
 /* Whether any process runs on @host (its power is on). */
 static bool host_up(const char *host)
 {
@@ -534,7 +524,7 @@ static void history(const char *fault)
 		CU_ASSERT_EQUAL(cl_run("kill %s", a), 0);
 		survivor = other(a);
 	} else if (!strcmp(fault, "stop")) {
-		signal_host(a, SIGSTOP);
+		CU_ASSERT(cl_signal_host(a, SIGSTOP) > 0);
 		survivor = other(a);
 	} else {
 		CU_ASSERT_EQUAL(cl_run("partition"), 0);

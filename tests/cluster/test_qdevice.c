@@ -128,16 +128,6 @@ static void test_partition(void)
 	free(out);
 }
 
-/* Signal every process of @host. */
-static void signal_host(const char *host, int sig)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "ip netns pids %s-%s | xargs -r kill -%d",
-		 cl_id(), host, sig);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-}
-
 /*
  * The active host hangs (every process stopped) past the token: the
  * other takes over on the device's vote; resumed, the old active sees
@@ -152,7 +142,7 @@ static void test_stopped_host(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	b = !strcmp(a, "a") ? "b" : "a";
-	signal_host(a, SIGSTOP);
+	CU_ASSERT(cl_signal_host(a, SIGSTOP) > 0);
 	for (t0 = cl_now_ms(); cl_now_ms() - t0 < 15000; usleep(100000)) {
 		char role[16], spare[16];
 		bool q;
@@ -164,7 +154,7 @@ static void test_stopped_host(void)
 	printf("(host %s took over %llu ms after the stop) ", b,
 	       (unsigned long long)(cl_now_ms() - t0));
 	CU_ASSERT_EQUAL(cl_ctl(b, NULL, "vm create q4 " VM_ARGS), 0);
-	signal_host(a, SIGCONT);
+	CU_ASSERT(cl_signal_host(a, SIGCONT) > 0);
 	/* never two that take changes, and the newer stays */
 	for (t0 = cl_now_ms(); cl_now_ms() - t0 < 5000; usleep(100000)) {
 		n = actives(&who);
