@@ -435,7 +435,12 @@ clean_shm() {
 		pid=$(echo "$f" | sed -n \
 			-e 's/^\/dev\/shm\/qb-\([0-9][0-9]*\)-.*/\1/p' \
 			-e 's/^\/dev\/shm\/qb-corosync-\([0-9][0-9]*\)-blackbox-.*/\1/p')
-		[ -n "$pid" ] && [ ! -d "/proc/$pid" ] && rm -rf "$f"
+		[ -n "$pid" ] || continue
+		# gone, or a zombie its parent has not reaped yet
+		if [ ! -d "/proc/$pid" ] ||
+		   grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+			rm -rf "$f"
+		fi
 	done
 	return 0
 }
