@@ -100,8 +100,9 @@ int mgr_save(struct pv_mgr_host *h)
 		       h->env.cfg->state_dir, strerror(-err));
 		return err;
 	}
-	if (h->rt)
-		h->saved_seq = pv_router_next_seq(h->rt) - 1;
+	/* what the copy holds: the inputs its replica applied (some sent
+	 * may still wait on its channel), in the router's numbering */
+	h->saved_seq = replica_applied_seq(h->rep);
 	return 0;
 }
 

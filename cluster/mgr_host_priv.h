@@ -66,7 +66,7 @@ struct pv_mgr_host {
 	struct pv_router *rt;		/* as the active */
 	struct pv_router_stats rstats;
 	uint64_t spare_applied;		/* the spare's Ack, router seqs */
-	uint64_t saved_seq;		/* the router seq saved to disk */
+	uint64_t saved_seq;		/* inputs on disk (router seqs) */
 	struct pv_listener *lst;	/* spares are linked here */
 	struct mgr_peer peer;
 	bool peer_out;			/* fenced, gone or out-voted */
