@@ -66,7 +66,7 @@ static bool mgr_path_ok(const char *p, bool optional)
 	       !strchr(p, ',');
 }
 
-static int mgr_host_index(const struct mgr_state *s, const char *name)
+int pv_mgr_host_index(const struct mgr_state *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nr_hosts; i++)
 		if (!strcmp(s->hosts[i].name, name))
@@ -155,7 +155,7 @@ static int mgr_def_check(struct mgr_ctx *x, const Pvcl__VmDef *d,
 			       MGR_CMDLINE_MAX);
 	if (d->n_disks > MGR_DISKS_MAX)
 		return mgr_say(x, -EINVAL, "at most %d disks", MGR_DISKS_MAX);
-	if (*d->host && mgr_host_index(x->s, d->host) < 0)
+	if (*d->host && pv_mgr_host_index(x->s, d->host) < 0)
 		return mgr_say(x, -ENOENT, "no host %.63s in this cluster",
 			       d->host);
 	for (size_t i = 0; i < d->n_disks; i++) {
@@ -241,7 +241,7 @@ static int mgr_place(struct mgr_ctx *x, struct mgr_vm *v)
 	int best = -1, load[MGR_HOSTS_MAX] = { 0 };
 
 	if (v->host_req[0]) {
-		int h = mgr_host_index(s, v->host_req);
+		int h = pv_mgr_host_index(s, v->host_req);
 
 		if (h < 0)
 			return mgr_say(x, -ENOENT, "no host %s", v->host_req);
@@ -306,7 +306,7 @@ static int mgr_report(struct mgr_ctx *x, const Pvcl__VmReport *r)
 
 	if (err)
 		return err;
-	h = mgr_host_index(x->s, r->host);
+	h = pv_mgr_host_index(x->s, r->host);
 	if (h < 0 || h != v->host)
 		return mgr_say(x, -ESTALE, "vm %s is placed on another host than %.63s",
 			       v->name, r->host);
@@ -332,7 +332,7 @@ static int mgr_report(struct mgr_ctx *x, const Pvcl__VmReport *r)
 
 static int mgr_standby(struct mgr_ctx *x, const Pvcl__HostStandby *hs)
 {
-	int h = mgr_host_index(x->s, hs->host);
+	int h = pv_mgr_host_index(x->s, hs->host);
 
 	if (h < 0)
 		return mgr_say(x, -ENOENT, "no host %.63s", hs->host);
@@ -360,7 +360,7 @@ static bool mgr_shared(const struct mgr_vm *v)
 static int mgr_host_lost(struct mgr_ctx *x, const char *name)
 {
 	struct mgr_state *s = x->s;
-	int h = mgr_host_index(s, name), moved = 0, lost = 0;
+	int h = pv_mgr_host_index(s, name), moved = 0, lost = 0;
 
 	if (h < 0)
 		return mgr_say(x, -ENOENT, "no host %.63s", name);

@@ -89,6 +89,8 @@ void pv_mgr_init(struct mgr_state *s);
  */
 int pv_mgr_apply(struct mgr_state *s, const Pvcl__ManagerInput *in,
 		 char *msg, size_t len);
+/* The index of host @name in @s->hosts, -1 when it is none of them. */
+int pv_mgr_host_index(const struct mgr_state *s, const char *name);
 /* The guest named @name, NULL when there is none. */
 const struct mgr_vm *pv_mgr_vm(const struct mgr_state *s, const char *name);
 /* Its VmInfo; the strings point into @s. */

@@ -62,18 +62,21 @@ const struct mgr_state *mgr_state_of(const struct pv_mgr_host *h)
 	return h->rep ? replica_state(h->rep) : NULL;
 }
 
-const struct mgr_state *pv_mgr_host_state(const struct pv_mgr_host *h)
-{
-	if (h->role == MGR_ROLE_ACTIVE ||
-	    (h->rep && replica_stats(h->rep)->seeds > 0))
-		return mgr_state_of(h);
-	return NULL;
-}
-
 static bool mgr_seeded(const struct pv_mgr_host *h)
 {
 	return h->role == MGR_ROLE_SPARE && h->rep &&
 	       replica_stats(h->rep)->seeds > 0;
+}
+
+/* This host holds a manager state: the active's, or a seeded spare's. */
+static bool mgr_has_state(const struct pv_mgr_host *h)
+{
+	return h->role == MGR_ROLE_ACTIVE || mgr_seeded(h);
+}
+
+const struct mgr_state *pv_mgr_host_state(const struct pv_mgr_host *h)
+{
+	return mgr_has_state(h) ? mgr_state_of(h) : NULL;
 }
 
 static void mgr_why(struct pv_mgr_host *h, const char *why)
@@ -287,7 +290,7 @@ static void mgr_become_active(struct pv_mgr_host *h, const char *why)
 	bool fresh = false;
 	int err;
 
-	if (h->rep && mgr_seeded(h)) {
+	if (mgr_seeded(h)) {
 		from = malloc(sizeof(*from));
 		if (from)
 			memcpy(from, replica_state(h->rep), sizeof(*from));
@@ -535,9 +538,9 @@ void mgr_decide(struct pv_mgr_host *h)
 			mgr_become_active(h, "the active host is gone");
 			if (h->role == MGR_ROLE_ACTIVE && h->peer_fenced)
 				mgr_peer_guests(h);
-		}
-		else if (h->peer_out)
+		} else if (h->peer_out) {
 			mgr_why(h, "the active host is gone, but this host's spare was never seeded: it cannot take over");
+		}
 		break;
 	}
 }
@@ -578,7 +581,6 @@ void pv_mgr_host_peer(struct pv_mgr_host *h, const Pvcl__Announce *a)
 	h->peer.role = mgr_role_parse(a->mgr_role);
 	h->peer.stamp.generation = a->mgr_generation;
 	h->peer.stamp.seq = a->mgr_seq;
-	h->peer.seeded = a->mgr_seeded;
 	/* it is back: nothing to fence, its spare to seed */
 	h->peer_lost = false;
 	h->peer_out = false;
@@ -600,7 +602,7 @@ void pv_mgr_host_announce(const struct pv_mgr_host *h, Pvcl__Announce *a)
 	a->mgr_role = (char *)mgr_role_name(h->role);
 	a->mgr_generation = h->stamp.generation;
 	a->mgr_seq = s ? s->applied : h->stamp.seq;
-	a->mgr_seeded = mgr_seeded(h) || h->role == MGR_ROLE_ACTIVE;
+	a->mgr_seeded = mgr_has_state(h);
 }
 
 void pv_mgr_host_status(struct pv_mgr_host *h, Pvcl__ManagerStatus *st)

@@ -36,7 +36,6 @@ enum mgr_role {
 struct mgr_pending {
 	bool used;
 	bool replied;		/* the active replica answered it */
-	bool list;		/* a forwarded vm list */
 	uint64_t seq;		/* its input (active), 0: not sequenced */
 	uint64_t token;		/* ours, when we forwarded it */
 	uint32_t from_node;	/* the host that forwarded it to us, 0: local */
@@ -52,7 +51,6 @@ struct mgr_peer {
 	bool known;		/* its Announce came */
 	enum mgr_role role;
 	struct mgr_stamp stamp;
-	bool seeded;
 };
 
 struct pv_mgr_host {

@@ -46,11 +46,7 @@ static struct mgr_pending *mgr_slot(struct pv_mgr_host *h)
 	return NULL;
 }
 
-struct mgr_list_buf;
-static void mgr_list_fill(const struct mgr_state *s, struct mgr_list_buf *b,
-			  Pvcl__VmInfo ***vms, size_t *n);
-
-/* The guests of the local replica's state, into @r (storage in @b). */
+/* The guests of a manager state as VmInfo, and what they point to. */
 struct mgr_list_buf {
 	Pvcl__VmInfo info[MGR_VMS_MAX];
 	Pvcl__VmInfo *infop[MGR_VMS_MAX];
@@ -62,19 +58,12 @@ struct mgr_list_buf {
 void *pv_mgr_list(const struct mgr_state *s, Pvcl__VmInfo ***vms, size_t *n)
 {
 	struct mgr_list_buf *b = s ? malloc(sizeof(*b)) : NULL;
+	size_t k = 0;
 
 	*vms = NULL;
 	*n = 0;
-	if (b)
-		mgr_list_fill(s, b, vms, n);
-	return b;
-}
-
-static void mgr_list_fill(const struct mgr_state *s, struct mgr_list_buf *b,
-			  Pvcl__VmInfo ***vms, size_t *n)
-{
-	size_t k = 0;
-
+	if (!b)
+		return NULL;
 	for (int i = 0; i < MGR_VMS_MAX; i++) {
 		if (!s->vms[i].name[0])
 			continue;
@@ -85,6 +74,7 @@ static void mgr_list_fill(const struct mgr_state *s, struct mgr_list_buf *b,
 	}
 	*vms = b->infop;
 	*n = k;
+	return b;
 }
 
 /* Answer @p: to the local client, or to the host that forwarded it. */
@@ -92,12 +82,12 @@ static void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p,
 		       int err, const char *msg, bool with_list)
 {
 	Pvcl__Reply r = PVCL__REPLY__INIT;
-	struct mgr_list_buf *b = NULL;
+	void *b = NULL;
 
 	r.error = err;
 	r.message = (char *)msg;
-	if (with_list && !err && (b = malloc(sizeof(*b))))
-		mgr_list_fill(mgr_state_of(h), b, &r.vms, &r.n_vms);
+	if (with_list && !err)
+		b = pv_mgr_list(mgr_state_of(h), &r.vms, &r.n_vms);
 	if (p->from_node) {
 		Pvcl__ForwardReply fr = PVCL__FORWARD_REPLY__INIT;
 		Pvcl__ManagerReply mr = PVCL__MANAGER_REPLY__INIT;
@@ -131,6 +121,22 @@ static void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 				 .from_token = from_token };
 
 	mgr_answer(h, &p, err, msg, list);
+}
+
+/* No changes without quorum: refused (true), or false to go on. */
+static bool mgr_refuse_unquorate(struct pv_mgr_host *h,
+				 pv_mgr_answer_fn *answer, void *arg,
+				 uint32_t from_node, uint64_t from_token)
+{
+	char why[160];
+
+	if (mgr_quorate(h))
+		return false;
+	snprintf(why, sizeof(why), "host %s is not quorate: the cluster takes no changes here",
+		 h->env.cfg->host);
+	mgr_answer_now(h, answer, arg, from_node, from_token, -EAGAIN, why,
+		       false);
+	return true;
 }
 
 /* The answer may go: the spare has the input (or there is none to
@@ -206,15 +212,9 @@ void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 	Pv__Envelope env = PV__ENVELOPE__INIT;
 	struct mgr_pending *p;
 	size_t len = pvcl__manager_input__get_packed_size(in);
-	char why[400];
 
-	if (!mgr_quorate(h)) {
-		snprintf(why, sizeof(why), "host %s is not quorate: the cluster takes no changes here",
-			 h->env.cfg->host);
-		mgr_answer_now(h, answer, arg, from_node, from_token, -EAGAIN,
-			       why, false);
+	if (mgr_refuse_unquorate(h, answer, arg, from_node, from_token))
 		return;
-	}
 	if (len > sizeof(buf)) {
 		mgr_answer_now(h, answer, arg, from_node, from_token, -E2BIG,
 			       "the request is too large", false);
@@ -251,17 +251,14 @@ static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
 	struct mgr_pending *p;
 
-	if (!mgr_quorate(h) || !h->peer.known ||
-	    h->peer.role != MGR_ROLE_ACTIVE) {
+	if (mgr_refuse_unquorate(h, answer, arg, 0, 0))
+		return;
+	if (!h->peer.known || h->peer.role != MGR_ROLE_ACTIVE) {
 		char why[400];
 
-		if (!mgr_quorate(h))
-			snprintf(why, sizeof(why), "host %s is not quorate: the cluster takes no changes here",
-				 h->env.cfg->host);
-		else
-			snprintf(why, sizeof(why), "no active manager reachable from host %s: %s",
-				 h->env.cfg->host,
-				 h->why[0] ? h->why : "none was chosen yet");
+		snprintf(why, sizeof(why), "no active manager reachable from host %s: %s",
+			 h->env.cfg->host,
+			 h->why[0] ? h->why : "none was chosen yet");
 		mgr_answer_now(h, answer, arg, 0, 0, -EAGAIN, why, false);
 		return;
 	}
@@ -273,7 +270,6 @@ static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 	}
 	p->answer = answer;
 	p->arg = arg;
-	p->list = list;
 	p->token = ++h->next_token;
 	f.token = p->token;
 	f.manager = (Pvcl__ManagerInput *)in;

@@ -31,6 +31,7 @@
 
 #include "manager.h"
 #include "pairvisord.h"
+#include "router.h"
 
 #define GUESTS_TICK_MS		500
 #define GUESTS_KILL_MS		10000	/* SIGTERM, then SIGKILL */
@@ -60,10 +61,7 @@ struct pvd_guests {
 
 static uint64_t g_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+	return pv_router_now_ns() / 1000000;
 }
 
 /* tcp:HOST:PORT -> tcp:HOST:PORT+1 (the drivers' port beside it). */
@@ -80,9 +78,6 @@ static int g_next_port(const char *url, char *out, size_t len)
 	snprintf(out, len, "%.*s:%ld", (int)(colon - url), url, port + 1);
 	return 0;
 }
-
-static void g_report(struct pvd_guests *gs, const char *name,
-		     const char *state, int pid, int status);
 
 static void g_report_done(void *arg, const Pvcl__Reply *r)
 {
@@ -280,19 +275,11 @@ static void g_stop(struct pvd_guests *gs, struct pvd_guest *g, bool force)
 	}
 }
 
-static int g_host_index(const struct mgr_state *s, const char *host)
-{
-	for (uint32_t i = 0; i < s->nr_hosts; i++)
-		if (!strcmp(s->hosts[i].name, host))
-			return (int)i;
-	return -1;
-}
-
 /* Make what runs here what the manager's state says. */
 static void g_reconcile(struct pvd_guests *gs)
 {
 	const struct mgr_state *s = pv_mgr_host_state(gs->d->mgr);
-	int me = s ? g_host_index(s, gs->d->cfg.host) : -1;
+	int me = s ? pv_mgr_host_index(s, gs->d->cfg.host) : -1;
 
 	if (me < 0)
 		return;		/* no state yet: nothing is decided */

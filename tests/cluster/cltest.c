@@ -33,17 +33,33 @@ static void cl_vcmd(char *cmd, size_t len, const char *fmt, va_list ap)
 	vsnprintf(cmd + n, len - n, fmt, ap);
 }
 
+static int cl_system(const char *cmd)
+{
+	int st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int cl_run(const char *fmt, ...)
 {
 	char cmd[1024];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
 	cl_vcmd(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return cl_system(cmd);
+}
+
+int cl_shell(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return cl_system(cmd);
 }
 
 char *cl_out(int *status, bool err, const char *fmt, ...)

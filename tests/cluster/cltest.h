@@ -20,7 +20,9 @@ const char *cl_id(void);
 
 /* Run cluster.sh with these arguments; its exit status. */
 int cl_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The same, its standard output (and error, with @err) captured. */
+/* A shell command of the test's own (on this machine): its exit status. */
+int cl_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same as cl_run, its standard output (and error, with @err) captured. */
 char *cl_out(int *status, bool err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* pairctl ARGS on @host: its exit status, its output (and errors) in

@@ -305,11 +305,8 @@ static void test_host_killed(void)
 /* Whether any process runs on @host (its power is on). */
 static bool host_up(const char *host)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "test -n \"$(ip netns pids %s-%s)\"",
-		 cl_id(), host);
-	return system(cmd) == 0;
+	return cl_shell("test -n \"$(ip netns pids %s-%s)\"", cl_id(),
+			host) == 0;
 }
 
 /*
