@@ -3,19 +3,15 @@
  * A fence agent run through the fence-agents stdin protocol (fence.h).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <qb/qblog.h>
 
 #include "fence.h"
+#include "job.h"
 
 /* Where Debian's fence-agents live, for an agent named without a path. */
 #define FENCE_PATH	"/usr/sbin:/sbin:/usr/bin:/bin"
@@ -23,15 +19,11 @@
 struct pv_fence {
 	qb_loop_t *loop;
 	const struct pv_config *cfg;
-	pid_t pid;			/* the running agent, 0: none */
-	int pidfd, outfd;		/* -1: none */
+	struct pv_job *job;		/* the running agent, NULL: none */
 	const char *action;
 	pv_fence_done_fn *done;
 	void *arg;
-	char out[PV_FENCE_OUT_MAX];
-	size_t outlen;
-	bool timed_out;
-	qb_loop_timer_handle timeout, monitor;
+	qb_loop_timer_handle monitor;
 	struct pv_fence_stats st;
 };
 
@@ -49,57 +41,45 @@ const char *pv_fence_state_name(enum pv_fence_state s)
 	return s <= PV_FENCE_FAILED ? names[s] : "?";
 }
 
-/* The child: stdin from @in, stdout and stderr to @out, the agent. */
-static void fence_exec(const struct pv_config *c, int in, int out)
+/*
+ * The child: the action and parameters, one key=value per line, on the
+ * agent's standard input (a few hundred bytes: the pipe holds them).
+ */
+static void fence_exec(void *carg)
 {
-	dup2(in, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	syscall(SYS_close_range, 3, ~0U, 0);	/* nothing of the daemon's */
-	setsid();
-	signal(SIGPIPE, SIG_DFL);
+	const struct pv_fence *f = carg;
+	const struct pv_config *c = f->cfg;
+	int in[2];
+	FILE *w;
+
+	if (pipe(in) || !(w = fdopen(in[1], "w")))
+		_exit(126);
+	fprintf(w, "action=%s\n", f->action);
+	for (size_t i = 0; i < c->nr_params; i++)
+		fprintf(w, "%s=%s\n", c->params[i].key, c->params[i].value);
+	if (fclose(w))
+		_exit(126);
+	dup2(in[0], 0);
+	close(in[0]);
 	setenv("PATH", FENCE_PATH, 1);
 	execlp(c->fence_agent, c->fence_agent, (char *)NULL);
 	fprintf(stderr, "cannot run %s: %s\n", c->fence_agent, strerror(errno));
 	_exit(127);
 }
 
-/* The action and parameters, one key=value per line. */
-static int fence_input(const struct pv_fence *f, const char *action, int fd)
+static void fence_finish(void *arg, int status, const char *out, size_t len)
 {
-	const struct pv_config *c = f->cfg;
-	FILE *w = fdopen(fd, "w");
-
-	if (!w) {
-		close(fd);
-		return -errno;
-	}
-	fprintf(w, "action=%s\n", action);
-	for (size_t i = 0; i < c->nr_params; i++)
-		fprintf(w, "%s=%s\n", c->params[i].key, c->params[i].value);
-	return fclose(w) ? -errno : 0;
-}
-
-static void fence_finish(struct pv_fence *f, int status)
-{
+	struct pv_fence *f = arg;
 	pv_fence_done_fn *done = f->done;
 	const char *action = f->action;
+	char *o = (char *)out;
 
-	qb_loop_timer_del(f->loop, f->timeout);
-	if (f->outfd >= 0) {
-		qb_loop_poll_del(f->loop, f->outfd);
-		close(f->outfd);
-	}
-	if (f->pidfd >= 0) {
-		qb_loop_poll_del(f->loop, f->pidfd);
-		close(f->pidfd);
-	}
-	f->outfd = f->pidfd = -1;
-	f->pid = 0;
-	f->out[f->outlen] = '\0';
+	f->job = NULL;
 	/* its last line says most: the whole output goes to the log */
-	while (f->outlen && f->out[f->outlen - 1] == '\n')
-		f->out[--f->outlen] = '\0';
+	while (len && o[len - 1] == '\n')
+		o[--len] = '\0';
+	if (status == -ETIMEDOUT)
+		f->st.timeouts++;
 	if (status)
 		f->st.failures++;
 	else if (!strcmp(action, "off"))
@@ -107,94 +87,9 @@ static void fence_finish(struct pv_fence *f, int status)
 	qb_log(status ? LOG_WARNING : LOG_INFO, "fence: %s %s: %s%s%s",
 	       f->cfg->fence_agent, action,
 	       status == -ETIMEDOUT ? "timed out" : status ? "failed" : "done",
-	       f->outlen ? ": " : "", f->out);
+	       len ? ": " : "", o);
 	if (done)
-		done(f->arg, action, status, f->out);
-}
-
-/* Read what the agent wrote: > 0 while more may come at once. */
-static ssize_t fence_read(struct pv_fence *f)
-{
-	size_t room = sizeof(f->out) - 1 - f->outlen;
-	char sink[512];
-	ssize_t n;
-
-	if (room)
-		n = read(f->outfd, f->out + f->outlen, room);
-	else
-		n = read(f->outfd, sink, sizeof(sink));	/* dropped */
-	if (n > 0 && room)
-		f->outlen += n;
-	if (n < 0 && errno == EAGAIN)
-		return 0;
-	if (n <= 0) {
-		qb_loop_poll_del(f->loop, f->outfd);
-		close(f->outfd);
-		f->outfd = -1;
-	}
-	return n;
-}
-
-static int32_t fence_on_output(int32_t fd, int32_t revents, void *data)
-{
-	(void)fd;
-	(void)revents;
-	fence_read(data);
-	return 0;
-}
-
-static int32_t fence_on_exit(int32_t fd, int32_t revents, void *data)
-{
-	struct pv_fence *f = data;
-	int st = 0;
-
-	(void)fd;
-	(void)revents;
-	if (waitpid(f->pid, &st, WNOHANG) != f->pid)
-		return 0;
-	while (f->outfd >= 0 && fence_read(f) > 0)
-		;		/* what it wrote last */
-	fence_finish(f, f->timed_out ? -ETIMEDOUT :
-		     WIFEXITED(st) ? WEXITSTATUS(st) : -EINTR);
-	return 0;
-}
-
-static void fence_on_timeout(void *data)
-{
-	struct pv_fence *f = data;
-
-	f->timed_out = true;
-	f->st.timeouts++;
-	kill(-f->pid, SIGKILL);	/* its session: whatever it started too */
-}
-
-static int fence_spawn(struct pv_fence *f, const char *action)
-{
-	int in[2], out[2];
-	pid_t pid;
-
-	if (pipe2(in, O_CLOEXEC))
-		return -errno;
-	if (pipe2(out, O_CLOEXEC)) {
-		close(in[0]);
-		close(in[1]);
-		return -errno;
-	}
-	pid = fork();
-	if (!pid)
-		fence_exec(f->cfg, in[0], out[1]);
-	close(in[0]);
-	close(out[1]);
-	if (pid < 0) {
-		close(in[1]);
-		close(out[0]);
-		return -errno;
-	}
-	f->pid = pid;
-	f->outfd = out[0];
-	fcntl(f->outfd, F_SETFL, O_NONBLOCK);
-	/* a few hundred bytes: the pipe takes them without blocking */
-	return fence_input(f, action, in[1]);
+		done(f->arg, action, status, o);
 }
 
 int pv_fence_run(struct pv_fence *f, const char *action,
@@ -204,35 +99,18 @@ int pv_fence_run(struct pv_fence *f, const char *action,
 
 	if (!f->cfg->fence_agent)
 		return -ENOENT;
-	if (f->pid)
+	if (f->job)
 		return -EBUSY;
 	f->action = action;
 	f->done = done;
 	f->arg = arg;
-	f->outlen = 0;
-	f->timed_out = false;
 	f->st.runs++;
-	err = fence_spawn(f, action);
-	if (!err) {
-		f->pidfd = (int)syscall(SYS_pidfd_open, f->pid, 0);
-		if (f->pidfd < 0)
-			err = -errno;
-	}
-	if (!err)
-		err = qb_loop_poll_add(f->loop, QB_LOOP_MED, f->outfd, POLLIN,
-				       f, fence_on_output);
-	if (!err)
-		err = qb_loop_poll_add(f->loop, QB_LOOP_MED, f->pidfd, POLLIN,
-				       f, fence_on_exit);
-	if (!err)
-		err = qb_loop_timer_add(f->loop, QB_LOOP_MED,
-					f->cfg->fence_timeout_ms * 1000000ULL,
-					f, fence_on_timeout, &f->timeout);
-	if (err && f->pid) {
-		kill(-f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-		f->done = NULL;
-		fence_finish(f, err);
+	err = pv_job_start(f->loop, fence_exec, f, f->cfg->fence_timeout_ms,
+			   PV_FENCE_OUT_MAX - 1, fence_finish, f, &f->job);
+	if (err) {
+		f->st.failures++;
+		qb_log(LOG_WARNING, "fence: %s %s: cannot run it: %s",
+		       f->cfg->fence_agent, action, strerror(-err));
 	}
 	return err;
 }
@@ -267,7 +145,7 @@ static void fence_monitor(void *data)
 {
 	struct pv_fence *f = data;
 
-	if (!f->pid)
+	if (!f->job)
 		pv_fence_run(f, "monitor", fence_monitored, f);
 	qb_loop_timer_add(f->loop, QB_LOOP_LOW,
 			  PV_FENCE_MONITOR_MS * 1000000ULL, f, fence_monitor,
@@ -283,7 +161,6 @@ int pv_fence_create(qb_loop_t *loop, const struct pv_config *c,
 		return -ENOMEM;
 	f->loop = loop;
 	f->cfg = c;
-	f->pidfd = f->outfd = -1;
 	f->st.state = c->fence_agent ? PV_FENCE_UNCHECKED : PV_FENCE_NONE;
 	*out = f;
 	if (c->fence_agent)
@@ -296,18 +173,13 @@ void pv_fence_destroy(struct pv_fence *f)
 	if (!f)
 		return;
 	qb_loop_timer_del(f->loop, f->monitor);
-	if (f->pid) {
-		kill(-f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-		f->done = NULL;
-		fence_finish(f, -ECANCELED);
-	}
+	pv_job_cancel(f->job);
 	free(f);
 }
 
 bool pv_fence_busy(const struct pv_fence *f)
 {
-	return f->pid != 0;
+	return f->job != NULL;
 }
 
 const struct pv_fence_stats *pv_fence_stats(const struct pv_fence *f)

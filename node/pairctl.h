@@ -4,6 +4,7 @@
 #define PV_PAIRCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 extern const char pctl_usage[];
 extern const char pctl_vm_fields[];
@@ -14,6 +15,8 @@ int pctl_vm_status_all(void);
 int pctl_vm_resume(const char *name);
 /* pairctl switchover NAME [--disk N]: an exit status */
 int pctl_vm_switchover(int argc, char **argv);
+/* ... to a VMM here, not the cluster's: 0 or -errno (said) */
+int pctl_vm_switchover_local(const char *name, uint32_t disk);
 
 /* pairctl_cluster.c */
 struct Pvcl__Request;
@@ -33,5 +36,10 @@ int pctl_cluster_status(bool json);
 /* pairctl_manager.c: pairctl vm ..., pairctl host ...; exit statuses */
 int pctl_vm_cmd(int argc, char **argv);
 int pctl_host_cmd(int argc, char **argv);
+/*
+ * A disk's switchover through pairvisord, on whichever host runs the
+ * guest; a VMM that is not the cluster's directly: an exit status.
+ */
+int pctl_cluster_switchover(const char *name, uint32_t disk);
 
 #endif

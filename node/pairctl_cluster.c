@@ -151,6 +151,55 @@ static void pctl_print_vms(const Pvcl__ClusterStatus *st)
 	}
 }
 
+static void pctl_print_disk(const Pvcl__VmDrivers *v,
+			    const Pvcl__DiskDrivers *k)
+{
+	char name[80], active[48], spare[64];
+
+	snprintf(name, sizeof(name), "%s/disk%u", v->vm, k->index);
+	snprintf(active, sizeof(active), "%s pid %d", k->active_host,
+		 k->active_pid);
+	if (*k->spare_host)
+		snprintf(spare, sizeof(spare), "%s pid %d %s", k->spare_host,
+			 k->spare_pid, k->spare_state);
+	else
+		snprintf(spare, sizeof(spare), "no spare");
+	printf("  %-20s %-4u %-16s %-22s %-10llu %-10llu %llu (%llu planned), %llu us\n",
+	       name, k->generation, active, spare,
+	       (unsigned long long)k->mirrored,
+	       (unsigned long long)k->spare_outputs_dropped,
+	       (unsigned long long)k->failovers,
+	       (unsigned long long)k->switchovers,
+	       (unsigned long long)k->last_stall_us);
+	if (k->executed_twice)
+		printf("  %-20s EXECUTED TWICE: %llu\n", "",
+		       (unsigned long long)k->executed_twice);
+}
+
+static void pctl_print_drivers(const Pvcl__ClusterStatus *st)
+{
+	printf("drivers:  every running guest's disks, as the VMM on its host answered\n"
+	       "          (pairctl status NAME there: every counter)\n");
+	printf("  %-20s %-4s %-16s %-22s %-10s %-10s %s\n", "VM/DISK", "GEN",
+	       "ACTIVE", "SPARE", "MIRRORED", "DROPPED",
+	       "FAILOVERS, LAST STALL");
+	for (size_t i = 0; i < st->n_drivers; i++) {
+		const Pvcl__VmDrivers *v = st->drivers[i];
+
+		if (*v->error)
+			printf("  %-20s on %s: its VMM did not answer: %s\n",
+			       v->vm, v->host, v->error);
+		else if (v->age_ms >= 10000)
+			printf("  %-20s on %s, pid %d, %s (as of %u s ago)\n",
+			       v->vm, v->host, v->pid, v->state,
+			       v->age_ms / 1000);
+		for (size_t j = 0; j < v->n_disks; j++)
+			pctl_print_disk(v, v->disks[j]);
+	}
+	if (!st->n_drivers)
+		printf("  (no guest running)\n");
+}
+
 static void pctl_print_status(const Pvcl__ClusterStatus *st)
 {
 	printf("cluster:  answered by host %s; corosync %s\n", st->local_host,
@@ -160,13 +209,17 @@ static void pctl_print_status(const Pvcl__ClusterStatus *st)
 	pctl_print_hosts(st);
 	pctl_print_manager(st);
 	pctl_print_vms(st);
+	pctl_print_drivers(st);
 	printf("counters: ipc requests %llu, refused %llu (no permission), malformed %llu;\n"
-	       "          cpg messages dropped %llu; corosync connections %llu\n",
+	       "          cpg messages dropped %llu; corosync connections %llu;\n"
+	       "          questions to this host's VMMs %llu, unanswered %llu\n",
 	       (unsigned long long)st->ipc_requests,
 	       (unsigned long long)st->ipc_refused,
 	       (unsigned long long)st->ipc_bad_requests,
 	       (unsigned long long)st->cpg_bad_messages,
-	       (unsigned long long)st->corosync_connects);
+	       (unsigned long long)st->corosync_connects,
+	       (unsigned long long)st->vmm_queries,
+	       (unsigned long long)st->vmm_query_failures);
 }
 
 int pctl_cluster_status(bool json)

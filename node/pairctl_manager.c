@@ -140,30 +140,61 @@ static int pctl_disk(struct pctl_def *x, const char *spec, Pvcl__DiskDef *d)
 	return err;
 }
 
+/*
+ * Send @req, print the answer: an exit status (0, 1); or, when @pass is
+ * not 0, -ENOENT without a word when no pairvisord runs here or it
+ * answered the error @pass, for the caller to do it another way.
+ */
+static int pctl_request(Pvcl__Request *req, int pass)
+{
+	Pvcl__Reply *r = NULL;
+	int err = pctl_ask(req, &r);
+
+	if (err == -ENOENT && pass)
+		return err;
+	if (err == -ENOENT)
+		fprintf(stderr, "pairctl: no pairvisord runs on this host\n");
+	if (err)
+		return 1;
+	err = r->error ? 1 : 0;
+	if (pass && r->error == pass)
+		err = -ENOENT;
+	else if (r->error)
+		fprintf(stderr, "pairctl: %s\n", r->message);
+	else
+		printf("%s\n", r->message);
+	pvcl__reply__free_unpacked(r, NULL);
+	return err;
+}
+
 /* Send a ManagerInput, print the answer: an exit status. */
 static int pctl_manager(Pvcl__ManagerInput *in)
 {
 	Pvcl__Request req = PVCL__REQUEST__INIT;
-	Pvcl__Reply *r = NULL;
-	int err;
 
 	if (getrandom(&in->request_id, sizeof(in->request_id), 0) !=
 	    sizeof(in->request_id))
 		return 1;
 	req.req_case = PVCL__REQUEST__REQ_MANAGER;
 	req.manager = in;
-	err = pctl_ask(&req, &r);
-	if (err == -ENOENT)
-		fprintf(stderr, "pairctl: no pairvisord runs on this host\n");
-	if (err)
-		return 1;
-	if (r->error)
-		fprintf(stderr, "pairctl: %s\n", r->message);
-	else
-		printf("%s\n", r->message);
-	err = r->error;
-	pvcl__reply__free_unpacked(r, NULL);
-	return err ? 1 : 0;
+	return pctl_request(&req, 0);
+}
+
+int pctl_cluster_switchover(const char *name, uint32_t disk)
+{
+	Pvcl__Request req = PVCL__REQUEST__INIT;
+	Pvcl__DiskSwitchover so = PVCL__DISK_SWITCHOVER__INIT;
+	int st;
+
+	so.vm = (char *)name;
+	so.disk = disk;
+	req.req_case = PVCL__REQUEST__REQ_SWITCHOVER;
+	req.switchover = &so;
+	/* not the cluster's guest (or no cluster): a VMM of its own here */
+	st = pctl_request(&req, -ESRCH);
+	if (st == -ENOENT)
+		st = pctl_vm_switchover_local(name, disk) ? 1 : 0;
+	return st;
 }
 
 /* One option of vm create: 0, or an exit status. */

@@ -17,6 +17,7 @@
 #include "control.pb-c.h"
 #include "pairctl.h"
 #include "status.h"
+#include "vmmctl.h"
 
 const char pctl_vm_fields[] =
 "\n"
@@ -180,34 +181,17 @@ static void print_vm(const Pvctl__VmStatus *st)
 static ssize_t ctl_ask(const char *name, int32_t id, const void *body,
 		       size_t blen, uint8_t *buf, size_t cap)
 {
-	struct qb_ipc_request_header req = {
-		.id = id, .size = (int32_t)(sizeof(req) + blen) };
-	struct qb_ipc_response_header *res = (void *)buf;
-	struct iovec iov[2] = { { &req, sizeof(req) },
-				{ (void *)body, blen } };
-	qb_ipcc_connection_t *c;
-	char svc[128];
-	ssize_t n;
+	ssize_t n = pv_vmm_ask(name, id, body, blen, buf, cap, 5000);
 
-	snprintf(svc, sizeof(svc), "%s%s", PV_STATUS_SERVICE_PREFIX, name);
-	c = qb_ipcc_connect(svc, cap);
-	if (!c && (errno == EACCES || errno == EPERM)) {
+	if (n == -EACCES)
 		fprintf(stderr, "pairctl: vm %s: refused: root, or a member of the VMM's --ipc-group, only\n",
 			name);
-		return -EACCES;
-	}
-	if (!c) {
-		fprintf(stderr, "pairctl: vm %s: not running (no service %s)\n",
-			name, svc);
-		return -ENOENT;
-	}
-	n = qb_ipcc_sendv_recv(c, iov, blen ? 2 : 1, buf, cap, 5000);
-	qb_ipcc_disconnect(c);
-	if (n < (ssize_t)sizeof(*res) || res->size != n) {
-		fprintf(stderr, "pairctl: vm %s: bad reply (%zd bytes)\n",
-			name, n);
-		return -EPROTO;
-	}
+	else if (n == -ESRCH)
+		fprintf(stderr, "pairctl: vm %s: not running (no service %s%s)\n",
+			name, PV_STATUS_SERVICE_PREFIX, name);
+	else if (n < 0)
+		fprintf(stderr, "pairctl: vm %s: bad reply (%s)\n", name,
+			strerror((int)-n));
 	return n;
 }
 
@@ -264,8 +248,8 @@ int pctl_vm_resume(const char *name)
 	return res->error;
 }
 
-/* pairctl switchover NAME [--disk N]: 0, or -errno with the reason. */
-static int switchover_one(const char *name, uint32_t disk)
+/* pairctl switchover NAME [--disk N] to a VMM here: 0, or -errno. */
+int pctl_vm_switchover_local(const char *name, uint32_t disk)
 {
 	uint8_t buf[sizeof(struct qb_ipc_response_header) + 64];
 	struct qb_ipc_response_header *res = (void *)buf;
@@ -274,26 +258,12 @@ static int switchover_one(const char *name, uint32_t disk)
 
 	if (n < 0)
 		return n;
-	switch (res->error) {
-	case 0:
+	if (res->error)
+		fprintf(stderr, "pairctl: vm %s: disk%u: switchover refused: %s\n",
+			name, disk, pv_vmm_switchover_why(res->error));
+	else
 		printf("vm %s: disk%u: the spare took over (pairctl status %s)\n",
 		       name, disk, name);
-		return 0;
-	case -EAGAIN:
-		fprintf(stderr, "pairctl: vm %s: disk%u has no seeded spare to take over\n",
-			name, disk);
-		break;
-	case -ENOENT:
-		fprintf(stderr, "pairctl: vm %s: no disk%u\n", name, disk);
-		break;
-	case -EBUSY:
-		fprintf(stderr, "pairctl: vm %s: disk%u is failing over or restarting: try again\n",
-			name, disk);
-		break;
-	default:
-		fprintf(stderr, "pairctl: vm %s: switchover refused: %s\n",
-			name, strerror(-res->error));
-	}
 	return res->error;
 }
 
@@ -312,7 +282,7 @@ int pctl_vm_switchover(int argc, char **argv)
 			pctl_usage);
 		return 2;
 	}
-	return switchover_one(argv[2], (uint32_t)disk) ? 1 : 0;
+	return pctl_cluster_switchover(argv[2], (uint32_t)disk);
 }
 
 /* The --name of a pairvisor-vmm command line, or "vm<pid>". */

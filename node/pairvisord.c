@@ -89,6 +89,8 @@ static void pvd_left(void *arg, uint32_t nodeid, uint32_t pid, int reason)
 		qb_log(LOG_WARNING, "host %s: its pairvisord is gone (%s)",
 		       h->name, reason == PV_MEMB_NODEDOWN ?
 		       "the host left the membership" : "the process went");
+	if (h && !h->local && h->pid == pid)
+		pvd_drivers_left(d, nodeid);
 	pv_hosts_left(&d->hosts, nodeid, pid);
 	d->announced = 0;	/* re-announce at the next change */
 	if (d->mgr)
@@ -103,7 +105,9 @@ static void pvd_deliver(void *arg, uint32_t nodeid, uint32_t pid,
 
 	if (pv_hosts_deliver(&d->hosts, nodeid, pid, msg, len, &m))
 		return;
-	if (d->mgr && m->msg_case == PVCL__CPG_MESSAGE__MSG_ANNOUNCE &&
+	if (pvd_drivers_deliver(d, nodeid, m))
+		;
+	else if (d->mgr && m->msg_case == PVCL__CPG_MESSAGE__MSG_ANNOUNCE &&
 	    nodeid != pv_memb_local_nodeid(d->memb))
 		pv_mgr_host_peer(d->mgr, m->announce);
 	else if (d->mgr)
@@ -200,6 +204,8 @@ static int pvd_start(struct pvd *d)
 	err = pv_mgr_host_create(&env, &d->mgr);
 	if (!err)
 		err = pvd_guests_start(d);
+	if (!err)
+		err = pvd_drivers_start(d);
 	if (err)
 		return err;
 	pvd_announce(d);
@@ -209,6 +215,7 @@ static int pvd_start(struct pvd *d)
 
 static void pvd_stop(struct pvd *d)
 {
+	pvd_drivers_stop(d);
 	pvd_guests_stop(d);
 	pv_mgr_host_destroy(d->mgr);
 	pv_memb_destroy(d->memb);

@@ -18,6 +18,8 @@
 #include "config.h"
 #include "fence.h"
 #include "hosts.h"
+#include "job.h"
+#include "manager.h"
 #include "membership.h"
 #include "mgr_host.h"
 #include "pairvisord_ipc.h"
@@ -26,6 +28,7 @@
 
 struct pvd_ipc;
 struct pvd_guests;
+struct pvd_drivers;
 
 struct pvd_stats {
 	uint64_t ipc_requests;
@@ -40,6 +43,7 @@ struct pvd {
 	struct pv_fence *fence;
 	struct pv_mgr_host *mgr;	/* the manager replica's home */
 	struct pvd_guests *guests;	/* the VMMs this host runs */
+	struct pvd_drivers *drivers;	/* ... and every guest's drivers */
 	struct pv_hosts hosts;
 	struct pvd_ipc *ipc;
 	bool has_group;
@@ -57,6 +61,22 @@ int pvd_guests_start(struct pvd *d);
 void pvd_guests_stop(struct pvd *d);
 void pvd_guests_counts(const struct pvd *d, uint64_t *spawned,
 		       uint64_t *adopted, uint64_t *exits);
+
+/* The names of the VMMs this host runs now, up to @max: how many. */
+size_t pvd_guests_names(const struct pvd *d, char (*names)[MGR_NAME_MAX + 1],
+			size_t max);
+
+/* pairvisord_drivers.c */
+int pvd_drivers_start(struct pvd *d);
+void pvd_drivers_stop(struct pvd *d);
+/* A CPG message of the drivers' (true: handled; it may take parts). */
+bool pvd_drivers_deliver(struct pvd *d, uint32_t nodeid, Pvcl__CpgMessage *m);
+void pvd_drivers_left(struct pvd *d, uint32_t nodeid);
+/* Every running guest's drivers into @st, valid until the loop runs on. */
+void pvd_drivers_status(struct pvd *d, Pvcl__ClusterStatus *st);
+/* pairctl switchover: answered now or later through @answer. */
+void pvd_drivers_switchover(struct pvd *d, const Pvcl__DiskSwitchover *so,
+			    pv_mgr_answer_fn *answer, void *arg);
 
 /* pairvisord_ipc.c */
 int pvd_ipc_start(struct pvd *d);

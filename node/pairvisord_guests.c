@@ -472,6 +472,18 @@ void pvd_guests_stop(struct pvd *d)
 	d->guests = NULL;
 }
 
+size_t pvd_guests_names(const struct pvd *d, char (*names)[MGR_NAME_MAX + 1],
+			size_t max)
+{
+	const struct pvd_guests *gs = d->guests;
+	size_t n = 0;
+
+	for (int i = 0; gs && i < MGR_VMS_MAX && n < max; i++)
+		if (gs->g[i].name[0] && !gs->g[i].stop_at)
+			memcpy(names[n++], gs->g[i].name, MGR_NAME_MAX + 1);
+	return n;
+}
+
 void pvd_guests_counts(const struct pvd *d, uint64_t *spawned,
 		       uint64_t *adopted, uint64_t *exits)
 {

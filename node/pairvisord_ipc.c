@@ -131,6 +131,7 @@ static int pvd_status(struct pvd *d, void *buf, size_t cap)
 	vms = pv_mgr_list(pv_mgr_host_state(d->mgr), &b.st.vms, &b.st.n_vms);
 	pvd_guests_counts(d, &b.st.vmms_started, &b.st.vmms_adopted,
 			  &b.st.vmm_exits);
+	pvd_drivers_status(d, &b.st);
 	r.status = &b.st;
 	n = pvcl__reply__get_packed_size(&r) > cap ? -EMSGSIZE :
 	    (int)pvcl__reply__pack(&r, buf);
@@ -192,6 +193,11 @@ static int pvd_answer(struct pvd *d, qb_ipcs_connection_t *c,
 		*async = true;
 		qb_ipcs_connection_ref(c);
 		pv_mgr_host_list(d->mgr, pvd_manager_answer, c);
+		break;
+	case PVCL__REQUEST__REQ_SWITCHOVER:
+		*async = true;
+		qb_ipcs_connection_ref(c);
+		pvd_drivers_switchover(d, req->switchover, pvd_manager_answer, c);
 		break;
 	default:
 		n = -EOPNOTSUPP;

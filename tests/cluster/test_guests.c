@@ -96,6 +96,39 @@ static bool wait_state(const char *want, int ms, int *pid, int *status)
 	return wait_vm("g1", want, NULL, ms, pid, status);
 }
 
+/*
+ * Until host @on's pairvisord shows g1's disk0 driven by an active on
+ * host @active, a spare on host @spare and at least @seeds spares seeded
+ * (the status of a VMM on host a, as its report reached @on).
+ */
+static bool wait_drivers(const char *on, const char *active,
+			 const char *spare, int seeds, int ms)
+{
+	uint64_t t0 = cl_now_ms();
+	char got[160] = "no report";
+
+	do {
+		struct json_object *st = cl_status(on);
+		const char *a = cl_str(st, "drivers.0.disks.0.active_host");
+		const char *s = cl_str(st, "drivers.0.disks.0.spare_host");
+		const char *ss = cl_str(st, "drivers.0.disks.0.spare_state");
+		long long n = cl_int(st, "drivers.0.disks.0.seeds");
+		bool ok = !strcmp(cl_str(st, "drivers.0.vm"), "g1") &&
+			  !strcmp(a, active) && !strcmp(s, spare) &&
+			  !strcmp(ss, "up") && n >= seeds;
+
+		if (cl_get(st, "drivers.0"))
+			snprintf(got, sizeof(got), "active %s, spare %s %s, %lld seeded",
+				 a, s, ss, n);
+		json_object_put(st);
+		if (ok)
+			return true;
+		usleep(200000);
+	} while (cl_now_ms() - t0 < (uint64_t)ms);
+	printf("\n  host %s shows g1/disk0: %s", on, got);
+	return false;
+}
+
 /* The VMM's own status (pairctl status g1 on host a) until it holds @what. */
 static char *vmm_until(const char *what, int ms)
 {
@@ -129,15 +162,25 @@ static void test_guest(void)
 	out = vmm_until(", tcp, up,", 15000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "10.88.0.2:7401"));
-	p = strstr(out, "active pid ");
+	free(out);
+	/* ... as host b's status shows it, reported by host a */
+	CU_ASSERT_FATAL(wait_drivers("b", "a", "b", 1, 15000));
+	/* a planned switchover asked on b, done by a's VMM: b's is active */
+	CU_ASSERT_EQUAL(cl_ctl("b", &out, "switchover g1 --disk 0"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the spare took over (on host a)"));
+	free(out);
+	CU_ASSERT_FATAL(wait_drivers("a", "b", "a", 2, 15000));
+	/* that active driver dies: the new spare, on a, takes over */
+	out = vmm_until("failovers 1 (switchovers 1)", 1000);
+	p = out ? strstr(out, "active pid ") : NULL;
 	drv = p ? atoi(p + 11) : 0;
 	free(out);
 	CU_ASSERT_FATAL(drv > 1);
-	/* the active driver dies: the spare on b takes over */
 	CU_ASSERT_EQUAL(kill(drv, SIGKILL), 0);
-	out = vmm_until("failovers 1 ", 10000);
+	out = vmm_until("failovers 2 ", 10000);
 	CU_ASSERT_PTR_NOT_NULL(out);
 	free(out);
+	CU_ASSERT(wait_drivers("b", "a", "b", 3, 15000));
 	/* pairvisord restarted under the running guest: adopted */
 	CU_ASSERT_EQUAL_FATAL(cl_run("kill a pairvisord"), 0);
 	CU_ASSERT_EQUAL_FATAL(cl_run("start a pairvisord"), 0);

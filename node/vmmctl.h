@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Asking one pairvisor-vmm on this host through its status service
+ * (vmm/status.h, proto/control.proto): used by pairctl, and by
+ * pairvisord from a job (cluster/job.h) because a VMM may hang.
+ */
+#ifndef PV_NODE_VMMCTL_H
+#define PV_NODE_VMMCTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "control.pb-c.h"
+
+/*
+ * Send request @id (PVCTL_*) with @body to VM @name, waiting up to
+ * @timeout_ms; the reply (header and body) lands in @buf. Its length,
+ * or -EACCES (not allowed), -ESRCH (no such VMM here), -EPROTO (a bad
+ * reply) or another -errno.
+ */
+ssize_t pv_vmm_ask(const char *name, int32_t id, const void *body,
+		   size_t blen, uint8_t *buf, size_t cap, int timeout_ms);
+/* VM @name's status (free it: pvctl__vm_status__free_unpacked). */
+int pv_vmm_status(const char *name, int timeout_ms, Pvctl__VmStatus **out);
+/* Switch disk @disk of VM @name over to its spare: 0 or -errno. */
+int pv_vmm_switchover(const char *name, uint32_t disk, int timeout_ms);
+/* Why a switchover answered @err (-errno) failed, for the operator. */
+const char *pv_vmm_switchover_why(int err);
+
+#endif
