@@ -62,7 +62,7 @@ const struct mgr_state *mgr_state_of(const struct pv_mgr_host *h)
 	return h->rep ? replica_state(h->rep) : NULL;
 }
 
-static bool mgr_seeded(const struct pv_mgr_host *h)
+bool mgr_seeded(const struct pv_mgr_host *h)
 {
 	return h->role == MGR_ROLE_SPARE && h->rep &&
 	       replica_stats(h->rep)->seeds > 0;
@@ -284,7 +284,7 @@ static int mgr_start_router(struct pv_mgr_host *h,
 }
 
 /* This host's replica becomes the active: promotion, or a start. */
-static void mgr_become_active(struct pv_mgr_host *h, const char *why)
+void mgr_become_active(struct pv_mgr_host *h, const char *why)
 {
 	struct mgr_state *from = NULL;
 	bool fresh = false;
@@ -294,7 +294,6 @@ static void mgr_become_active(struct pv_mgr_host *h, const char *why)
 		from = malloc(sizeof(*from));
 		if (from)
 			memcpy(from, replica_state(h->rep), sizeof(*from));
-		h->failovers++;
 	} else if (h->disk) {
 		from = h->disk;
 		h->disk = NULL;
@@ -528,14 +527,17 @@ void mgr_decide(struct pv_mgr_host *h)
 			mgr_peer_guests(h);
 		if (h->peer.known && peer->pid &&
 		    h->peer.role == MGR_ROLE_ACTIVE &&
-		    h->peer.stamp.generation > h->stamp.generation)
+		    h->peer.stamp.generation > h->stamp.generation) {
+			mgr_handover_done(h);
 			mgr_step_down(h, "the peer's manager is newer");
+		}
 		else if (h->peer_out)
 			mgr_release_all(h);
 		break;
 	case MGR_ROLE_SPARE:
 		if (h->peer_out && mgr_seeded(h)) {
 			mgr_become_active(h, "the active host is gone");
+			h->failovers += h->role == MGR_ROLE_ACTIVE;
 			if (h->role == MGR_ROLE_ACTIVE && h->peer_fenced)
 				mgr_peer_guests(h);
 		} else if (h->peer_out) {
@@ -621,6 +623,7 @@ void pv_mgr_host_status(struct pv_mgr_host *h, Pvcl__ManagerStatus *st)
 	st->requests = h->requests;
 	st->forwarded = h->forwarded;
 	st->failovers = h->failovers;
+	st->switchovers = h->handovers;
 	st->held = mgr_held(h);
 	st->why = h->why;
 	st->spare_state = "none";
@@ -630,7 +633,7 @@ void pv_mgr_host_status(struct pv_mgr_host *h, Pvcl__ManagerStatus *st)
 		st->spare_host = pv_router_spare_state(h->rt) == PV_SPARE_LIVE ?
 				 (char *)peer : "";
 		st->mirrored = h->rstats.mirrored;
-		st->accepting = mgr_quorate(h) &&
+		st->accepting = mgr_quorate(h) && !h->handover &&
 				(h->peer_out || pv_router_spare_state(h->rt) ==
 						PV_SPARE_LIVE);
 	} else {

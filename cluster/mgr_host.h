@@ -72,6 +72,13 @@ void pv_mgr_host_request(struct pv_mgr_host *h,
 void pv_mgr_host_list(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 		      void *arg);
 
+/*
+ * pairctl manager switchover: the active manager moves to its seeded
+ * spare on the other host (asked on either host).
+ */
+void pv_mgr_host_switchover(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
+			    void *arg);
+
 /* Corosync's view changed (membership, quorum, connection): decide. */
 void pv_mgr_host_changed(struct pv_mgr_host *h);
 /* The daemon of node @nodeid left the group (enum pv_memb_reason). */

@@ -9,6 +9,7 @@
  *   mgr_requests.c  requests: sequenced by the active, answered once the
  *                   spare applied them and the state is on disk,
  *                   forwarded over CPG by the other host, timed out
+ *   mgr_handover.c  the planned move of the active manager to its spare
  */
 #ifndef PV_CLUSTER_MGR_HOST_PRIV_H
 #define PV_CLUSTER_MGR_HOST_PRIV_H
@@ -74,7 +75,9 @@ struct pv_mgr_host {
 	qb_loop_timer_handle fence_timer, sweep_timer;
 	struct mgr_pending pend[MGR_PENDING_MAX];
 	uint64_t next_token;
-	uint64_t requests, forwarded, failovers;
+	struct mgr_pending *handover;	/* a planned move under way */
+	bool handover_sent;		/* ... its Handover sent */
+	uint64_t requests, forwarded, failovers, handovers;
 	char why[160];			/* no active manager: why */
 };
 
@@ -87,6 +90,18 @@ const struct mgr_state *mgr_state_of(const struct pv_mgr_host *h);
 int mgr_save(struct pv_mgr_host *h);
 
 /* mgr_requests.c */
+struct mgr_pending *mgr_slot(struct pv_mgr_host *h);
+void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p, int err,
+		const char *msg, bool with_list);
+void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
+		    void *arg, uint32_t from_node, uint64_t from_token,
+		    int err, const char *msg, bool list);
+bool mgr_refuse_unquorate(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
+			  void *arg, uint32_t from_node, uint64_t from_token);
+void mgr_forward(struct pv_mgr_host *h, Pvcl__Forward *f,
+		 pv_mgr_answer_fn *answer, void *arg);
+/* Requests waiting for an answer, other than a handover. */
+uint64_t mgr_waiting(const struct pv_mgr_host *h);
 void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 		uint32_t from_node, uint64_t from_token,
 		pv_mgr_answer_fn *answer, void *arg);
@@ -97,5 +112,19 @@ void mgr_fail_all(struct pv_mgr_host *h, int err, const char *msg);
 void mgr_sweep_start(struct pv_mgr_host *h);
 uint64_t mgr_held(const struct pv_mgr_host *h);
 int mgr_send_cpg(struct pv_mgr_host *h, const Pvcl__CpgMessage *m);
+
+/* mgr_handover.c */
+void mgr_handover_start(struct pv_mgr_host *h, uint32_t from_node,
+			uint64_t from_token, pv_mgr_answer_fn *answer,
+			void *arg);
+/* Send the Handover once nothing waits and the spare has it all. */
+void mgr_handover_try(struct pv_mgr_host *h);
+void mgr_on_handover(struct pv_mgr_host *h, uint32_t nodeid,
+		     const Pvcl__Handover *m);
+/* The new active is seen: the handover's answer, before stepping down. */
+void mgr_handover_done(struct pv_mgr_host *h);
+/* mgr_host.c, for it */
+void mgr_become_active(struct pv_mgr_host *h, const char *why);
+bool mgr_seeded(const struct pv_mgr_host *h);
 
 #endif

@@ -34,7 +34,7 @@ int mgr_send_cpg(struct pv_mgr_host *h, const Pvcl__CpgMessage *m)
 	return err;
 }
 
-static struct mgr_pending *mgr_slot(struct pv_mgr_host *h)
+struct mgr_pending *mgr_slot(struct pv_mgr_host *h)
 {
 	for (int i = 0; i < MGR_PENDING_MAX; i++)
 		if (!h->pend[i].used) {
@@ -78,7 +78,7 @@ void *pv_mgr_list(const struct mgr_state *s, Pvcl__VmInfo ***vms, size_t *n)
 }
 
 /* Answer @p: to the local client, or to the host that forwarded it. */
-static void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p,
+void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p,
 		       int err, const char *msg, bool with_list)
 {
 	Pvcl__Reply r = PVCL__REPLY__INIT;
@@ -110,9 +110,11 @@ static void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p,
 	}
 	free(b);
 	p->used = false;
+	if (p == h->handover)
+		h->handover = NULL;
 }
 
-static void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
+void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 			   void *arg, uint32_t from_node, uint64_t from_token,
 			   int err, const char *msg, bool list)
 {
@@ -124,7 +126,7 @@ static void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 }
 
 /* No changes without quorum: refused (true), or false to go on. */
-static bool mgr_refuse_unquorate(struct pv_mgr_host *h,
+bool mgr_refuse_unquorate(struct pv_mgr_host *h,
 				 pv_mgr_answer_fn *answer, void *arg,
 				 uint32_t from_node, uint64_t from_token)
 {
@@ -168,6 +170,7 @@ void mgr_release_all(struct pv_mgr_host *h)
 {
 	for (int i = 0; i < MGR_PENDING_MAX; i++)
 		mgr_release(h, &h->pend[i]);
+	mgr_handover_try(h);
 }
 
 uint64_t mgr_held(const struct pv_mgr_host *h)
@@ -176,6 +179,15 @@ uint64_t mgr_held(const struct pv_mgr_host *h)
 
 	for (int i = 0; i < MGR_PENDING_MAX; i++)
 		n += h->pend[i].used && h->pend[i].replied;
+	return n;
+}
+
+uint64_t mgr_waiting(const struct pv_mgr_host *h)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < MGR_PENDING_MAX; i++)
+		n += h->pend[i].used && &h->pend[i] != h->handover;
 	return n;
 }
 
@@ -215,6 +227,12 @@ void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 
 	if (mgr_refuse_unquorate(h, answer, arg, from_node, from_token))
 		return;
+	if (h->handover) {
+		mgr_answer_now(h, answer, arg, from_node, from_token, -EAGAIN,
+			       "the active manager is moving to the other host: try again",
+			       false);
+		return;
+	}
 	if (len > sizeof(buf)) {
 		mgr_answer_now(h, answer, arg, from_node, from_token, -E2BIG,
 			       "the request is too large", false);
@@ -243,11 +261,11 @@ void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 			   false);
 }
 
-/* Send a request to the active host; answered by its ForwardReply. */
-static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
-			bool list, pv_mgr_answer_fn *answer, void *arg)
+/* Send @f to the active host (its token set here); answered by its
+ * ForwardReply. */
+void mgr_forward(struct pv_mgr_host *h, Pvcl__Forward *f,
+		 pv_mgr_answer_fn *answer, void *arg)
 {
-	Pvcl__Forward f = PVCL__FORWARD__INIT;
 	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
 	struct mgr_pending *p;
 
@@ -271,11 +289,9 @@ static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 	p->answer = answer;
 	p->arg = arg;
 	p->token = ++h->next_token;
-	f.token = p->token;
-	f.manager = (Pvcl__ManagerInput *)in;
-	f.vm_list = list;
+	f->token = p->token;
 	m.msg_case = PVCL__CPG_MESSAGE__MSG_FORWARD;
-	m.forward = &f;
+	m.forward = f;
 	h->forwarded++;
 	if (mgr_send_cpg(h, &m))
 		mgr_answer(h, p, -EIO, "the request could not be sent to the active host",
@@ -285,19 +301,25 @@ static void mgr_forward(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 void pv_mgr_host_request(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 			 pv_mgr_answer_fn *answer, void *arg)
 {
+	Pvcl__Forward f = PVCL__FORWARD__INIT;
+
+	f.manager = (Pvcl__ManagerInput *)in;
 	if (h->role == MGR_ROLE_ACTIVE)
 		mgr_submit(h, in, 0, 0, answer, arg);
 	else
-		mgr_forward(h, in, false, answer, arg);
+		mgr_forward(h, &f, answer, arg);
 }
 
 void pv_mgr_host_list(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 		      void *arg)
 {
+	Pvcl__Forward f = PVCL__FORWARD__INIT;
+
+	f.vm_list = true;
 	if (h->role == MGR_ROLE_ACTIVE)
 		mgr_answer_now(h, answer, arg, 0, 0, 0, "", true);
 	else
-		mgr_forward(h, NULL, true, answer, arg);
+		mgr_forward(h, &f, answer, arg);
 }
 
 static void mgr_on_forward(struct pv_mgr_host *h, uint32_t nodeid,
@@ -307,6 +329,8 @@ static void mgr_on_forward(struct pv_mgr_host *h, uint32_t nodeid,
 		return;		/* the active host answers */
 	if (f->vm_list)
 		mgr_answer_now(h, NULL, NULL, nodeid, f->token, 0, "", true);
+	else if (f->switchover)
+		mgr_handover_start(h, nodeid, f->token, NULL, NULL);
 	else if (f->manager)
 		mgr_submit(h, f->manager, nodeid, f->token, NULL, NULL);
 }
@@ -343,6 +367,8 @@ void pv_mgr_host_deliver(struct pv_mgr_host *h, uint32_t nodeid,
 		mgr_on_forward(h, nodeid, m->forward);
 	else if (m->msg_case == PVCL__CPG_MESSAGE__MSG_FORWARD_REPLY)
 		mgr_on_forward_reply(h, m->forward_reply);
+	else if (m->msg_case == PVCL__CPG_MESSAGE__MSG_HANDOVER)
+		mgr_on_handover(h, nodeid, m->handover);
 }
 
 void mgr_fail_all(struct pv_mgr_host *h, int err, const char *msg)

@@ -20,6 +20,7 @@ const char pctl_usage[] =
 "       pairctl vm start|shutdown|destroy|delete NAME\n"
 "       pairctl vm list [--json]\n"
 "       pairctl host standby|unstandby HOST\n"
+"       pairctl manager switchover\n"
 "       pairctl resume NAME    (alias: cont)\n"
 "       pairctl switchover NAME [--disk N]\n"
 "status: without a NAME, the cluster as this host's pairvisord sees it:\n"
@@ -35,7 +36,11 @@ const char pctl_usage[] =
 "with fewer guests not in standby), shutdown asks the guest, destroy\n"
 "powers it off, delete removes the definition of one not running.\n"
 "host standby: no new guests start there.\n"
+"manager switchover: the active manager moves to its seeded spare on the\n"
+"other host, which then holds the spare (a planned move: no request is\n"
+"lost; requests in the moment it takes are refused, try them again).\n"
 "switchover: disk N's (default 0) seeded spare takes over as the active,\n"
+"asked on either host (pairvisord asks the guest's host),\n"
 "as in a failover (exactly once, no error for the guest), and a new spare\n"
 "starts where the active was: with spare=tcp:, this moves the active to\n"
 "the peer host and, run again, back (failback).\n"
@@ -81,6 +86,8 @@ int main(int argc, char **argv)
 		return pctl_vm_cmd(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "host"))
 		return pctl_host_cmd(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "manager"))
+		return pctl_manager_cmd(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "switchover"))
 		return pctl_vm_switchover(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "status")) {

@@ -36,6 +36,7 @@ int pctl_cluster_status(bool json);
 /* pairctl_manager.c: pairctl vm ..., pairctl host ...; exit statuses */
 int pctl_vm_cmd(int argc, char **argv);
 int pctl_host_cmd(int argc, char **argv);
+int pctl_manager_cmd(int argc, char **argv);
 /*
  * A disk's switchover through pairvisord, on whichever host runs the
  * guest; a VMM that is not the cluster's directly: an exit status.

@@ -126,12 +126,13 @@ static void pctl_print_manager(const Pvcl__ClusterStatus *st)
 	       *m->spare_host ? m->spare_host : "no host",
 	       m->spare_state, (unsigned long long)m->generation,
 	       (unsigned long long)m->seq);
-	printf("          this host: %s%s; answered %llu, forwarded %llu, mirrored %llu, failovers %llu, held now %llu\n",
+	printf("          this host: %s%s; answered %llu, forwarded %llu, mirrored %llu, failovers %llu, switchovers %llu, held now %llu\n",
 	       m->local_role, m->accepting ? ", takes changes" : "",
 	       (unsigned long long)m->requests,
 	       (unsigned long long)m->forwarded,
 	       (unsigned long long)m->mirrored,
 	       (unsigned long long)m->failovers,
+	       (unsigned long long)m->switchovers,
 	       (unsigned long long)m->held);
 	if (*m->why)
 		printf("          %s\n", m->why);

@@ -380,6 +380,19 @@ int pctl_vm_cmd(int argc, char **argv)
 				verb);
 }
 
+/* pairctl manager switchover: an exit status. */
+int pctl_manager_cmd(int argc, char **argv)
+{
+	Pvcl__Request req = PVCL__REQUEST__INIT;
+	Pvcl__ManagerSwitchover so = PVCL__MANAGER_SWITCHOVER__INIT;
+
+	if (argc != 3 || strcmp(argv[2], "switchover"))
+		return pctl_usage_error("manager wants %s", "switchover");
+	req.req_case = PVCL__REQUEST__REQ_MANAGER_SWITCHOVER;
+	req.manager_switchover = &so;
+	return pctl_request(&req, 0);
+}
+
 int pctl_host_cmd(int argc, char **argv)
 {
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;

@@ -194,6 +194,11 @@ static int pvd_answer(struct pvd *d, qb_ipcs_connection_t *c,
 		qb_ipcs_connection_ref(c);
 		pv_mgr_host_list(d->mgr, pvd_manager_answer, c);
 		break;
+	case PVCL__REQUEST__REQ_MANAGER_SWITCHOVER:
+		*async = true;
+		qb_ipcs_connection_ref(c);
+		pv_mgr_host_switchover(d->mgr, pvd_manager_answer, c);
+		break;
 	case PVCL__REQUEST__REQ_SWITCHOVER:
 		*async = true;
 		qb_ipcs_connection_ref(c);

@@ -169,6 +169,61 @@ static void test_requests(void)
 	free(out);
 }
 
+/* One planned move of the manager, asked on host @on: the ms it took. */
+static uint64_t switchover(const char *on, const char *to)
+{
+	uint64_t t0 = cl_now_ms();
+	char *out;
+
+	CU_ASSERT_EQUAL(cl_ctl(on, &out, "manager switchover"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the active manager moved to host"));
+	free(out);
+	t0 = cl_now_ms() - t0;
+	CU_ASSERT_STRING_EQUAL(active_host(NULL), to);
+	CU_ASSERT_STRING_EQUAL(wait_pair(30000), to);
+	return t0;
+}
+
+/*
+ * pairctl manager switchover, asked on the spare's host (forwarded),
+ * then on the active's: the manager moves each time with its state, no
+ * host is fenced; without a spare it is refused.
+ */
+static void test_switchover(void)
+{
+	const char *a = wait_pair(30000), *b;
+	char *out, names[4096];
+	struct json_object *st;
+	uint64_t ms;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	b = other(a);
+	ms = switchover(b, b);
+	printf("(to %s in %llu ms, ", b, (unsigned long long)ms);
+	CU_ASSERT_EQUAL(list_names(a, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm create s1 " VM_ARGS), 0);
+	free(out);
+	ms = switchover(b, a);
+	printf("back in %llu ms) ", (unsigned long long)ms);
+	CU_ASSERT_EQUAL(cl_ctl(b, &out, "vm delete s1"), 0);
+	free(out);
+	CU_ASSERT_EQUAL(list_names(b, names, sizeof(names)), 0);
+	CU_ASSERT_STRING_EQUAL(names, " r1 r2 ");
+	st = cl_status(a);
+	CU_ASSERT_EQUAL(cl_int(st, "fence.fencings"), 0);
+	CU_ASSERT_EQUAL(cl_int(st, "manager.switchovers"), 2);
+	CU_ASSERT_EQUAL(cl_int(st, "manager.failovers"), 0);
+	json_object_put(st);
+	/* no spare to move to: refused, the active stays */
+	CU_ASSERT_EQUAL_FATAL(cl_run("stop %s pairvisord", b), 0);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "manager switchover"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "holds no seeded spare"));
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start %s pairvisord", b), 0);
+	CU_ASSERT_STRING_EQUAL(wait_pair(30000), a);
+}
+
 /*
  * The active host's pairvisord killed (or, @how "stop", stopped as
  * systemctl stop would): the spare takes over, unfenced.
@@ -578,6 +633,7 @@ static int suite_clean(void)
 static CU_TestInfo tests[] = {
 	{ "one active manager, its spare seeded on the peer", test_pair },
 	{ "requests through either host, and their errors", test_requests },
+	{ "a planned switchover of the manager, both ways", test_switchover },
 	{ "the active's daemon killed: the spare takes over",
 	  test_daemon_killed },
 	{ "the active's daemon stopped: the spare takes over",
