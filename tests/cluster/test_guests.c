@@ -149,7 +149,8 @@ static void test_guest(void)
 	char *out, *p;
 	int pid = 0, vmm, status = -1, drv;
 
-	CU_ASSERT_EQUAL_FATAL(cl_ctl("a", &out, "vm create g1 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify count=%d' --disk %s,format=raw,spare=peer --host a",
+	/* three rounds of blkverify: long enough for all that follows */
+	CU_ASSERT_EQUAL_FATAL(cl_ctl("a", &out, "vm create g1 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify,blkverify,blkverify count=%d' --disk %s,format=raw,spare=peer --host a",
 				  PV_GUEST_PATH, BLOCKS, img), 0);
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(cl_ctl("b", &out, "vm start g1"), 0);
@@ -236,6 +237,41 @@ static void test_host_lost(void)
 	unlink(img3);
 }
 
+/*
+ * Both hosts lose power with a guest running: when they are back, the
+ * manager state on disk says it was started, and it starts again.
+ */
+static void test_cluster_reboot(void)
+{
+	char img4[160], *out;
+	int pid = 0, status, old;
+
+	snprintf(img4, sizeof(img4), "%s.4", img);
+	CU_ASSERT_FATAL(!truncate_new(img4, (long long)BLOCKS * 4096));
+	CU_ASSERT_EQUAL_FATAL(cl_ctl("a", &out, "vm create g4 --memory 64M --vcpus 1 --kernel %s --cmdline 'pvtest=blkverify count=%d' --disk %s,format=raw,spare=none --host a",
+				  PV_GUEST_PATH, BLOCKS, img4), 0);
+	free(out);
+	CU_ASSERT_EQUAL(cl_run("wait a both 30"), 0);
+	CU_ASSERT_EQUAL(cl_ctl("b", NULL, "vm start g4"), 0);
+	CU_ASSERT_FATAL(wait_vm("g4", "running", "a", 20000, &old, &status));
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill a"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill b"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start a"), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start b"), 0);
+	CU_ASSERT_EQUAL(cl_run("wait a both 30"), 0);
+	/* a new VMM: the manager's record of the old one may come first */
+	for (int i = 0; i < 300 && (pid == 0 || pid == old); i++) {
+		if (!wait_vm("g4", "running", "a", 30000, &pid, &status))
+			break;
+		if (pid == old)
+			usleep(100000);
+	}
+	CU_ASSERT(pid > 0 && pid != old);
+	CU_ASSERT(wait_vm("g4", "exited", "a", 120000, &pid, &status));
+	CU_ASSERT_EQUAL(verify_image(img4), 0);
+	unlink(img4);
+}
+
 static int suite_init(void)
 {
 	snprintf(img, sizeof(img), "/tmp/pvguest.%d.img", (int)getpid());
@@ -255,6 +291,8 @@ static CU_TestInfo tests[] = {
 	{ "a guest with a protected disk, its spare on the peer", test_guest },
 	{ "a lost host's shared=on guest runs again on the survivor",
 	  test_host_lost },
+	{ "the whole cluster loses power: a started guest starts again",
+	  test_cluster_reboot },
 	CU_TEST_INFO_NULL,
 };
 
