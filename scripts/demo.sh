@@ -12,6 +12,9 @@
 # and a new spare seeded, `pairctl status demo` shows generation 2,
 # failovers 1, executed twice 0 and the new spare pid; the guest passes
 # with no I/O error and the host checks the image.
+#
+# Part 3, the cluster (issue 10): scripts/demo-cluster.sh, the two-host
+# story on a local cluster of network namespaces.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -118,4 +121,7 @@ grep -q " failovers=1 .*executed_twice=0 " "$log" || fail "want failovers=1 exec
 set -x
 "$bin/blkpattern" verify "$img" --blocks $blocks --pass 2 --rest-zero
 { set +x; } 2>/dev/null
+echo
+echo "== the two-host cluster (scripts/demo-cluster.sh) =="
+"$top/scripts/demo-cluster.sh"
 echo "demo: OK"
