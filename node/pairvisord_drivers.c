@@ -187,7 +187,10 @@ static void drv_publish(struct pvd_drivers *dr)
 	size_t len;
 	uint8_t *buf;
 
-	if (!dr->d->memb || !pv_memb_connected(dr->d->memb))
+	/* not before our Announce: the peer would drop it as a stranger's;
+	 * and no news is no message */
+	if (!dr->d->memb || !pv_memb_connected(dr->d->memb) ||
+	    !dr->d->announced || (!dr->local && !dr->sent))
 		return;
 	empty.host = dr->d->cfg.host;
 	m.msg_case = PVCL__CPG_MESSAGE__MSG_DRIVER_REPORT;
