@@ -9,6 +9,9 @@
 #     through ipmi_sim and fence_ipmilan, the take-over). Medians and
 #     maxima of both from the kill, their difference and ratio;
 #   - the active's pairvisord alone killed (CPG PROCDOWN, no fencing);
+#   - pairctl manager switchover (the planned move), asked on the active:
+#     the time pairctl takes, and until the old active's host holds a
+#     live spare again;
 #   - with the quorum device instead of fencing (token 300): the same
 #     host kill, promoted on the device's verdict;
 #   - mgrbench: requests/s and latency on the active host with its spare
@@ -102,6 +105,18 @@ for token in 300 1000; do
 	failover daemon
 	echo "  pairvisord killed (PROCDOWN, no fencing): detection of the host: none; promotion $(stats "$tmp/pro") ms"
 	if [ "$token" = 300 ]; then
+		: > "$tmp/sw"
+		: > "$tmp/swl"
+		for r in $(seq "$runs"); do
+			a=$(pair)
+			k=$(date +%s%N)
+			"$cl" exec "$a" pairctl manager switchover >/dev/null
+			echo $((($(date +%s%N) - k) / 1000000)) >> "$tmp/sw"
+			[ "$(pair)" = "$(other "$a")" ] ||
+				{ echo "run-cluster: the switchover did not move it" >&2; exit 1; }
+			echo $((($(date +%s%N) - k) / 1000000)) >> "$tmp/swl"
+		done
+		echo "  manager switchover: answered $(stats "$tmp/sw") ms; a live spare again $(stats "$tmp/swl") ms"
 		a=$(pair)
 		b=$(other "$a")
 		echo "== manager requests ($reqs, one at a time: vm create / vm delete)"
