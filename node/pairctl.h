@@ -33,5 +33,7 @@ int pctl_cluster_status(bool json);
 /* pairctl_manager.c: pairctl vm ..., pairctl host ...; exit statuses */
 int pctl_vm_cmd(int argc, char **argv);
 int pctl_host_cmd(int argc, char **argv);
+/* pairctl_console.c: pairctl vm console NAME [--timeout S] */
+int pctl_vm_console(int argc, char **argv);
 
 #endif
