@@ -246,10 +246,14 @@ void console_input_resume(struct console *c)
 	console_client_poll(c);
 }
 
-static void console_refuse(struct console *c, int fd, const char *why)
+static void console_refuse(struct console *c, int fd,
+			   const struct ucred *cr, const char *why)
 {
 	char line[160];
 	int n;
+
+	qb_log(LOG_NOTICE, "console: client (pid %d, uid %u) refused: %s",
+	       cr ? (int)cr->pid : 0, cr ? (unsigned int)cr->uid : 0, why);
 
 	n = snprintf(line, sizeof(line), PV_CONSOLE_REFUSED "%s\r\n", why);
 	if (send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
@@ -296,12 +300,12 @@ static int console_accept(int32_t lfd, int32_t revents, void *data)
 	if (fd < 0)
 		return 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		console_refuse(c, fd, "no credentials");
+		console_refuse(c, fd, NULL, "no credentials");
 	else if (!pv_peer_permitted(cr.pid, cr.uid, cr.gid,
 				    cfg->has_ipc_group ? (long)cfg->ipc_gid : -1))
-		console_refuse(c, fd, "permission denied (root, the VMM's user or its --ipc-group only)");
+		console_refuse(c, fd, &cr, "permission denied (root, the VMM's user or its --ipc-group only)");
 	else if (c->client_fd >= 0)
-		console_refuse(c, fd, "busy: another session is attached");
+		console_refuse(c, fd, &cr, "busy: another session is attached");
 	else
 		console_attach(c, fd, &cr);
 	return 0;
