@@ -94,7 +94,7 @@ static int pctl_console_connect(const char *name)
 	size_t room = sizeof(a.sun_path) - 1;
 	int n = snprintf(a.sun_path + 1, room, PV_CONSOLE_PREFIX "%s", name);
 	socklen_t len = sizeof(struct ucred);
-	struct ucred cr;
+	struct ucred cr = { .uid = (uid_t)-1 };
 	int fd;
 
 	if (n < 0 || (size_t)n >= room) {
