@@ -22,7 +22,9 @@
  * - Input: read only as much as the UART's RX FIFO has room for (the
  *   sink); with it full the client is left unread until the guest
  *   takes a byte, as stdin is. A client's EOF on its writing side
- *   (shutdown) ends its input only; its output goes on.
+ *   (shutdown) ends its input only; its output goes on. A client that
+ *   hangs up (or resets, leaving output unread) has what it sent before
+ *   read first: the session ends with its input, never drops it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -148,9 +150,10 @@ static size_t console_out_take(struct console *c, uint8_t *buf)
 }
 
 /*
- * Send the client what it has not had, without waiting: 0, or -errno
- * when it is gone (detach it). A full socket leaves the rest for POLLOUT
- * (out_blocked; the caller polls for it).
+ * Send the client what it has not had, without waiting: 0, or -errno on
+ * an error (detach it). A full socket leaves the rest for POLLOUT
+ * (out_blocked), a client gone is hung up (its input still read): the
+ * caller polls for what it needs then.
  */
 static int console_flush(struct console *c)
 {
@@ -163,6 +166,10 @@ static int console_flush(struct console *c)
 		w = send(c->client_fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			c->hup = true;
+			break;
+		}
 		if (w < 0 && errno != EAGAIN)
 			return -errno;
 		blocked = w < (ssize_t)n;
@@ -189,9 +196,11 @@ static int console_input(struct console *c)
 	}
 	n = recv(c->client_fd, buf, room < sizeof(buf) ? room : sizeof(buf),
 		 MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : -errno;
-	if (!n) {
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n < 0 && !c->hup)
+		return -errno;
+	if (n <= 0) {
 		c->in_eof = true;
 		return 0;
 	}
@@ -204,10 +213,12 @@ static int console_input(struct console *c)
 static int console_client_ready(int32_t fd, int32_t revents, void *data)
 {
 	struct console *c = data;
-	int err = revents & POLLERR ? -EIO : 0;
+	int err = 0;
 
 	(void)fd;
-	if (revents & POLLHUP)
+	/* gone; a client that left output unread resets (POLLERR): what
+	 * it sent before is read all the same, then its error */
+	if (revents & (POLLHUP | POLLERR))
 		c->hup = true;
 	if (!err && (revents & POLLIN) && !c->in_paused && !c->in_eof)
 		err = console_input(c);
@@ -233,7 +244,7 @@ static int console_wake(int32_t fd, int32_t revents, void *data)
 	err = console_flush(c);
 	if (err)
 		console_detach(c, strerror(-err));
-	else if (c->out_blocked)
+	else
 		console_client_poll(c);
 	return 0;
 }
@@ -252,7 +263,7 @@ static void console_refuse(struct console *c, int fd,
 	char line[160];
 	int n;
 
-	qb_log(LOG_NOTICE, "console: client (pid %d, uid %u) refused: %s",
+	qb_log(LOG_INFO, "console: client (pid %d, uid %u) refused: %s",
 	       cr ? (int)cr->pid : 0, cr ? (unsigned int)cr->uid : 0, why);
 
 	n = snprintf(line, sizeof(line), PV_CONSOLE_REFUSED "%s\r\n", why);

@@ -3,11 +3,13 @@
  * The serial console on a unix socket (--console-socket, vmm/console.c)
  * with the test guest's echo workload, which counts and checksums what
  * it reads until an EOT: a client that is not permitted is refused; the
- * first gets the backlog (the guest's banner) and hangs up at once after
- * sending input, which must all reach the guest all the same, while a
- * second is refused as busy; then `pairctl vm console` (no pairvisord
- * here: the socket of a VMM started by hand) gets in, sends the rest and
- * prints the guest's verdict. The VMM's own output keeps everything.
+ * first sends input and hangs up at once, its output (the backlog) left
+ * unread, which resets the connection: its input must all reach the
+ * guest all the same, while a second client is refused as busy; then
+ * `pairctl vm console` (no pairvisord here: the socket of a VMM started
+ * by hand) gets in, shows the backlog (the guest's banner), sends the
+ * rest and prints the guest's verdict. The VMM's own output keeps
+ * everything.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -118,16 +120,14 @@ static void test_console_socket(void)
 	CU_ASSERT_EQUAL(run_child(con_as_nobody), 0);
 	fd = con_connect();
 	CU_ASSERT_FATAL(fd >= 0);
-	out = con_read_until(fd, "PVGUEST initrd none");
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "PVGUEST pairvisor test guest"));
-	free(out);
 	busy = con_connect();
 	out = busy >= 0 ? con_read_until(busy, "\n") : NULL;
 	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, PV_CONSOLE_REFUSED "busy") : NULL);
 	free(out);
 	if (busy >= 0)
 		close(busy);
-	/* more than the FIFO holds, and gone before the guest read it */
+	/* more than the FIFO holds, and gone before the guest read it,
+	 * leaving the backlog unread */
 	CU_ASSERT_EQUAL(send(fd, input, PART, MSG_NOSIGNAL), PART);
 	close(fd);
 
@@ -142,6 +142,7 @@ static void test_console_socket(void)
 	}
 	CU_ASSERT_EQUAL(st, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Connected to domain"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "PVGUEST pairvisor test guest"));
 	snprintf(want, sizeof(want), "PVTEST echo PASS bytes=%d crc32=0x%08x",
 		 2 * PART, crc32_ieee(input, 2 * PART));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
