@@ -19,6 +19,7 @@ const char pctl_usage[] =
 "                        [,shared=on]]...\n"
 "       pairctl vm start|shutdown|destroy|delete NAME\n"
 "       pairctl vm list [--json]\n"
+"       pairctl vm console NAME [--timeout S]\n"
 "       pairctl host standby|unstandby HOST\n"
 "       pairctl manager switchover\n"
 "       pairctl resume NAME    (alias: cont)\n"
@@ -35,6 +36,12 @@ const char pctl_usage[] =
 "current directory), start runs it on its host (--host, else the one\n"
 "with fewer guests not in standby), shutdown asks the guest, destroy\n"
 "powers it off, delete removes the definition of one not running.\n"
+"vm console: the guest's serial console, as virsh console, on the host\n"
+"it runs on (elsewhere pairctl names that host): the last 16 KiB of its\n"
+"output, then what comes; on a terminal, keys go to the guest and ^]\n"
+"detaches. Without a terminal, standard input is sent until its end and\n"
+"the output printed until the guest ends, or for S seconds with\n"
+"--timeout. One session per guest: another is refused.\n"
 "host standby: no new guests start there.\n"
 "manager switchover: the active manager moves to its seeded spare on the\n"
 "other host, which then holds the spare (a planned move: no request is\n"
@@ -46,8 +53,9 @@ const char pctl_usage[] =
 "the peer host and, run again, back (failback).\n"
 "Exit status: 0; 1 when the cluster refused a request (its reason on\n"
 "stderr) or a VM could not be asked (or, for resume, was\n"
-"not paused or stopped again; for switchover, had no seeded spare); 2 on\n"
-"a usage error.\n";
+"not paused or stopped again; for switchover, had no seeded spare; for\n"
+"console, is unknown, not running, on the other host, or refused the\n"
+"session); 2 on a usage error.\n";
 
 /* pairctl status [--json]: the cluster, else this host's VMMs. */
 static int pctl_status(bool json)

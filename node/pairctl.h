@@ -42,5 +42,7 @@ int pctl_manager_cmd(int argc, char **argv);
  * guest; a VMM that is not the cluster's directly: an exit status.
  */
 int pctl_cluster_switchover(const char *name, uint32_t disk);
+/* pairctl_console.c: pairctl vm console NAME [--timeout S] */
+int pctl_vm_console(int argc, char **argv);
 
 #endif

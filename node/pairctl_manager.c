@@ -370,13 +370,15 @@ int pctl_vm_cmd(int argc, char **argv)
 			return pctl_usage_error("vm list takes only %s", "--json");
 		return pctl_vm_list(argc == 4);
 	}
+	if (!strcmp(verb, "console"))
+		return pctl_vm_console(argc, argv);
 	if (!strcmp(verb, "start") || !strcmp(verb, "shutdown") ||
 	    !strcmp(verb, "destroy") || !strcmp(verb, "delete")) {
 		if (argc != 4)
 			return pctl_usage_error("vm %s wants one NAME", verb);
 		return pctl_vm_name_op(verb, argv[3]);
 	}
-	return pctl_usage_error("vm: unknown command '%s' (create, start, shutdown, destroy, delete, list)",
+	return pctl_usage_error("vm: unknown command '%s' (create, start, shutdown, destroy, delete, list, console)",
 				verb);
 }
 

@@ -29,6 +29,7 @@
 
 #include <qb/qblog.h>
 
+#include "console.h"
 #include "manager.h"
 #include "pairvisord.h"
 #include "router.h"
@@ -179,6 +180,9 @@ static int g_args(struct pvd_guests *gs, const struct mgr_vm *v,
 	ARG("%s/pairvisor-vmm", gs->bindir);
 	ARG("--name");
 	ARG("%s", v->name);
+	/* per network namespace, so per host; pairctl vm console NAME */
+	ARG("--console-socket");
+	ARG("@" PV_CONSOLE_PREFIX "%s", v->name);
 	ARG("--memory");
 	ARG("%lluK", (unsigned long long)(v->memory >> 10));
 	ARG("--vcpus");

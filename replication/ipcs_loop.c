@@ -95,17 +95,20 @@ static bool ipcs_holds_group(pid_t pid, gid_t gid)
 	return found;
 }
 
+bool pv_peer_permitted(pid_t pid, uid_t uid, gid_t gid, long group)
+{
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (group < 0)
+		return false;
+	return gid == (gid_t)group || ipcs_holds_group(pid, (gid_t)group);
+}
+
 bool pv_ipcs_permitted(qb_ipcs_connection_t *c, uid_t uid, gid_t gid,
 		       long group)
 {
 	struct qb_ipcs_connection_stats st;
 
-	if (uid == 0 || uid == geteuid())
-		return true;
-	if (group < 0)
-		return false;
-	if (gid == (gid_t)group)
-		return true;
 	qb_ipcs_connection_stats_get(c, &st, QB_FALSE);
-	return ipcs_holds_group(st.client_pid, (gid_t)group);
+	return pv_peer_permitted(st.client_pid, uid, gid, group);
 }

@@ -31,5 +31,7 @@ void pv_ipcs_unbind(void);
  */
 bool pv_ipcs_permitted(qb_ipcs_connection_t *c, uid_t uid, gid_t gid,
 		       long group);
+/* The same rule for a peer known by its credentials (SO_PEERCRED). */
+bool pv_peer_permitted(pid_t pid, uid_t uid, gid_t gid, long group);
 
 #endif

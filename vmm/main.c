@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "bootcpu.h"
 #include "bzimage.h"
+#include "console.h"
 #include "devswitch.h"
 #include "mptable.h"
 #include "pvlog.h"
@@ -110,6 +111,16 @@ static const char vmm_usage[] =
 "      --console FILE    write the serial console (COM1) to FILE instead of\n"
 "                        standard output; input is read from standard input\n"
 "                        when it is a terminal or a pipe\n"
+"      --console-socket PATH\n"
+"                        also offer the serial console on a unix socket at\n"
+"                        PATH (@NAME: an abstract name) to one client at a\n"
+"                        time (another is refused with a line saying so):\n"
+"                        it gets the last 16 KiB of output, then all of it\n"
+"                        (a client that does not read misses output, the\n"
+"                        guest never waits), and its input is typed into\n"
+"                        COM1 as standard input's is. Root, this user and\n"
+"                        --ipc-group only. 'pairctl vm console NAME' uses\n"
+"                        @" PV_CONSOLE_PREFIX "NAME\n"
 "  -h, --help            show this help\n"
 "\n"
 "Exit status: the byte the guest wrote to the test exit port (0x501);\n"
@@ -238,6 +249,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "console-socket", required_argument, NULL, 'O' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "heartbeat", required_argument, NULL, 'H' },
@@ -272,6 +284,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		case 'i': cfg->initrd = optarg; break;
 		case 'a': cfg->cmdline = optarg; break;
 		case 'C': cfg->console = optarg; break;
+		case 'O':
+			if (strlen(optarg) < 2 || strlen(optarg) >= 108)
+				return usage_error("--console-socket '%s': want a path or @NAME of 2 to 107 characters", optarg);
+			cfg->console_socket = optarg;
+			break;
 		case 'S': cfg->stats = true; break;
 		case 'H':
 			if (parse_heartbeat(optarg, cfg))

@@ -14,6 +14,11 @@
  * the FIFO full, stdin is left unread (paused) until the guest takes a
  * byte, so piped input is not lost. Loopback overflow is dropped and
  * counted, as on the chip.
+ *
+ * With --console-socket PATH the console is also offered to one client
+ * at a time on a unix socket (console.c, `pairctl vm console`): it gets
+ * every byte sent as well (after a backlog of the recent ones), and its
+ * input shares the RX FIFO with stdin, under the same rule.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,7 @@
 
 #include <qb/qblog.h>
 
+#include "console.h"
 #include "layout.h"
 #include "vm.h"
 
@@ -97,9 +103,10 @@ struct serial {
 	bool out_owned;		/* close out_fd at exit */
 	int in_fd;		/* -1: no input */
 	bool in_polled;		/* stdin is in the main loop */
-	bool in_paused;		/* left unread until the FIFO has room */
 	bool in_eof;
+	bool rx_waiting;	/* an input found the FIFO full */
 	int wake_efd;		/* vCPU -> main loop: room again, resume */
+	struct console *con;	/* --console-socket; NULL: none */
 	bool tty_raw;
 	struct termios tty_saved;
 };
@@ -135,6 +142,8 @@ static void serial_output(struct serial *s, uint8_t c)
 	do {
 		n = write(s->out_fd, &c, 1);
 	} while (n < 0 && errno == EINTR);
+	if (s->con)
+		console_output(s->con, c);
 }
 
 static void serial_rx_clear(struct serial *s)
@@ -167,8 +176,8 @@ static uint8_t serial_rx_pop(struct serial *s)
 	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO;
 	if (!--s->rx_count)
 		s->lsr &= ~LSR_DR;
-	if (s->in_paused) {
-		s->in_paused = false;
+	if (s->rx_waiting) {
+		s->rx_waiting = false;
 		if (eventfd_write(s->wake_efd, 1) < 0)
 			qb_log(LOG_ERR, "serial: wake eventfd: %s", strerror(errno));
 	}
@@ -311,6 +320,30 @@ static int serial_input_unpoll(struct serial *s)
 	return -1;	/* libqb drops the entry */
 }
 
+/*
+ * Room in the RX FIFO for an input (vm->lock held). At 0 the input waits:
+ * the guest's next read of a byte wakes the main loop (serial_wake()).
+ */
+static size_t serial_rx_room(void *opaque)
+{
+	struct serial *s = opaque;
+	size_t room = SERIAL_FIFO - s->rx_count;
+
+	if (!room)
+		s->rx_waiting = true;
+	return room;
+}
+
+/* At most serial_rx_room() bytes of input (vm->lock held). */
+static void serial_rx_put(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct serial *s = opaque;
+
+	for (size_t i = 0; i < len; i++)
+		serial_rx_push(s, buf[i]);
+	serial_update_irq(s);
+}
+
 static int serial_stdin_ready(int32_t fd, int32_t revents, void *data)
 {
 	struct serial *s = data;
@@ -323,8 +356,7 @@ static int serial_stdin_ready(int32_t fd, int32_t revents, void *data)
 	/* only loopback writes also add bytes; those may overrun, as on
 	 * the chip */
 	pthread_mutex_lock(&s->vm->lock);
-	room = SERIAL_FIFO - s->rx_count;
-	s->in_paused = !room;
+	room = serial_rx_room(s);
 	pthread_mutex_unlock(&s->vm->lock);
 	if (!room)
 		return serial_input_unpoll(s);
@@ -338,26 +370,39 @@ static int serial_stdin_ready(int32_t fd, int32_t revents, void *data)
 		return serial_input_unpoll(s);
 	}
 	pthread_mutex_lock(&s->vm->lock);
-	for (ssize_t i = 0; i < n; i++)
-		serial_rx_push(s, buf[i]);
-	serial_update_irq(s);
+	serial_rx_put(s, buf, n);
 	pthread_mutex_unlock(&s->vm->lock);
 	return 0;
 }
 
-/* The guest made room in the RX FIFO: read stdin again. */
+/* The guest made room in the RX FIFO: read the inputs again. */
 static int serial_wake(int32_t fd, int32_t revents, void *data)
 {
 	struct serial *s = data;
 	eventfd_t v;
 
 	(void)revents;
-	if (eventfd_read(fd, &v) < 0 || s->in_polled || s->in_eof)
+	if (eventfd_read(fd, &v) < 0)
+		return 0;
+	console_input_resume(s->con);
+	if (s->in_fd < 0 || s->in_polled || s->in_eof)
 		return 0;
 	if (qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, s->in_fd, POLLIN, s,
 			     serial_stdin_ready) == 0)
 		s->in_polled = true;
 	return 0;
+}
+
+/* The eventfd that wakes the inputs, made for the first one. */
+static int serial_wake_open(struct serial *s)
+{
+	if (s->wake_efd >= 0)
+		return 0;
+	s->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_efd < 0)
+		return -errno;
+	return qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, s->wake_efd, POLLIN,
+				s, serial_wake);
 }
 
 /* stdin feeds the UART only if it is a terminal or a pipe/FIFO. */
@@ -366,8 +411,6 @@ static int serial_input_open(struct serial *s)
 	struct termios raw;
 	struct stat st;
 
-	s->in_fd = -1;
-	s->wake_efd = -1;
 	if (!s->vm->loop || fstat(STDIN_FILENO, &st) < 0)
 		return 0;
 	if (S_ISCHR(st.st_mode) && isatty(STDIN_FILENO)) {
@@ -382,10 +425,7 @@ static int serial_input_open(struct serial *s)
 	} else if (!S_ISFIFO(st.st_mode)) {
 		return 0;
 	}
-	s->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_efd < 0 ||
-	    qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, s->wake_efd, POLLIN, s,
-			     serial_wake) < 0 ||
+	if (serial_wake_open(s) < 0 ||
 	    qb_loop_poll_add(s->vm->loop, QB_LOOP_MED, STDIN_FILENO, POLLIN,
 			     s, serial_stdin_ready) < 0) {
 		qb_log(LOG_WARNING, "serial: cannot poll stdin, no console input");
@@ -396,8 +436,30 @@ static int serial_input_open(struct serial *s)
 	return 0;
 }
 
+/* --console-socket: a second input, and a second output. */
+static int serial_socket_open(struct serial *s)
+{
+	const struct console_sink sink = {
+		.opaque = s, .room = serial_rx_room, .put = serial_rx_put,
+	};
+	const char *path = s->vm->cfg ? s->vm->cfg->console_socket : NULL;
+	int err;
+
+	if (!path || !s->vm->loop)
+		return 0;
+	err = serial_wake_open(s);
+	if (err) {
+		qb_log(LOG_ERR, "--console-socket %s: %s", path,
+		       strerror(-err));
+		return err;
+	}
+	return console_open(s->vm, path, &sink, &s->con);
+}
+
 static void serial_input_close(struct serial *s)
 {
+	console_close(s->con);
+	s->con = NULL;
 	if (s->in_polled)
 		qb_loop_poll_del(s->vm->loop, s->in_fd);
 	s->in_polled = false;
@@ -439,6 +501,8 @@ static int serial_init(struct vm *vm, void **priv)
 	if (!s)
 		return -ENOMEM;
 	s->vm = vm;
+	s->in_fd = -1;
+	s->wake_efd = -1;
 	s->mcr = MCR_OUT2;
 	serial_update_msr(s);
 	s->msr &= 0xf0;
@@ -446,12 +510,20 @@ static int serial_init(struct vm *vm, void **priv)
 	if (ret < 0)
 		goto err_free;
 	ret = bus_register(&vm->pio, PV_PORT_COM1, 8, serial_io, s, "serial");
-	if (ret < 0)
+	if (ret < 0) {
+		qb_log(LOG_ERR, "serial: COM1 ports: %s", strerror(-ret));
 		goto err_close;
+	}
 	serial_input_open(s);
+	ret = serial_socket_open(s);
+	if (ret < 0)
+		goto err_input;
 	*priv = s;
 	return 0;
 
+err_input:
+	serial_input_close(s);
+	bus_unregister(&vm->pio, PV_PORT_COM1);
 err_close:
 	if (s->out_owned)
 		close(s->out_fd);
@@ -475,4 +547,4 @@ static void serial_exit(struct vm *vm, void *priv)
 }
 
 VM_DEVICE(serial, .name = "serial", .level = VM_DEV_PLATFORM,
-	  .init = serial_init, .exit = serial_exit);
+	  .reports_errors = true, .init = serial_init, .exit = serial_exit);

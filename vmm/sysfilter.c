@@ -11,7 +11,8 @@
  *
  * What is on the list, by user:
  *   main loop (libqb): epoll, timers, signalfd reads, eventfds, the
- *     status server's AF_UNIX sockets and its shared-memory files in
+ *     status server's and the console's (accept, SO_PEERCRED) AF_UNIX
+ *     sockets, the status server's shared-memory files in
  *     /dev/shm (open, ftruncate, mmap, chmod, chown, unlink, mkdir,
  *     rmdir), credentials of its clients;
  *   device switch: AF_UNIX socketpairs for new drivers, SCM_RIGHTS to

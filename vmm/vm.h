@@ -74,6 +74,7 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	const char *console;	/* NULL: stdout */
+	const char *console_socket;	/* also on this unix socket ("@": abstract) */
 	const char *name;	/* status service name; NULL: "vm<pid>" */
 	bool has_ipc_group;	/* its members may use it too */
 	gid_t ipc_gid;

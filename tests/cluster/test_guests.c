@@ -6,7 +6,9 @@
  * host b, served by b's pairvisord; the active driver is killed and the
  * guest goes on; a's pairvisord is restarted under the running guest
  * and adopts it; the guest's end is reported to the manager, and the
- * image checked with blkpattern.
+ * image checked with blkpattern. Its serial console is shown by pairctl
+ * vm console on host a (the banner, from the backlog), before and after
+ * the adoption; host b names host a.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -129,6 +131,23 @@ static bool wait_drivers(const char *on, const char *active,
 	return false;
 }
 
+/*
+ * pairctl vm console g1 for a second on host a: the guest's banner (from
+ * the backlog); on host b: which host to use.
+ */
+static void check_console(void)
+{
+	char *out;
+
+	CU_ASSERT_EQUAL(cl_ctl("a", &out, "vm console g1 --timeout 1 </dev/null"), 0);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "Connected to domain g1") : NULL);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "PVGUEST pairvisor test guest") : NULL);
+	free(out);
+	CU_ASSERT_EQUAL(cl_ctl("b", &out, "vm console g1 </dev/null"), 1);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "vm g1 runs on host a") : NULL);
+	free(out);
+}
+
 /* The VMM's own status (pairctl status g1 on host a) until it holds @what. */
 static char *vmm_until(const char *what, int ms)
 {
@@ -177,6 +196,7 @@ static void test_guest(void)
 	drv = p ? atoi(p + 11) : 0;
 	free(out);
 	CU_ASSERT_FATAL(drv > 1);
+	check_console();
 	CU_ASSERT_EQUAL(kill(drv, SIGKILL), 0);
 	out = vmm_until("failovers 2 ", 10000);
 	CU_ASSERT_PTR_NOT_NULL(out);
@@ -193,6 +213,7 @@ static void test_guest(void)
 		json_object_put(st);
 	}
 	CU_ASSERT_EQUAL(kill(vmm, 0), 0);	/* the guest went on */
+	check_console();		/* its console too */
 	/* it ends on its own: passed, reported */
 	CU_ASSERT(wait_state("exited", 120000, &pid, &status));
 	printf("(guest exit status %d) ", status);
