@@ -117,6 +117,7 @@ int pv_hosts_deliver(struct pv_hosts *hs, uint32_t nodeid, uint32_t pid,
 	case PVCL__CPG_MESSAGE__MSG_DRIVER_ASK:
 	case PVCL__CPG_MESSAGE__MSG_DRIVER_ANSWER:
 	case PVCL__CPG_MESSAGE__MSG_HANDOVER:
+	case PVCL__CPG_MESSAGE__MSG_HANDOVER_REFUSED:
 		/* only from a daemon that announced itself a host of ours */
 		if (!from || from->pid != pid)
 			err = hosts_bad(hs, nodeid, "a request from a daemon that is no host of this cluster");

@@ -523,6 +523,7 @@ void mgr_decide(struct pv_mgr_host *h)
 		mgr_decide_none(h);
 		break;
 	case MGR_ROLE_ACTIVE:
+		mgr_handover_try(h);	/* its spare may be gone */
 		if (h->peer_fenced)
 			mgr_peer_guests(h);
 		if (h->peer.known && peer->pid &&
@@ -633,7 +634,7 @@ void pv_mgr_host_status(struct pv_mgr_host *h, Pvcl__ManagerStatus *st)
 		st->spare_host = pv_router_spare_state(h->rt) == PV_SPARE_LIVE ?
 				 (char *)peer : "";
 		st->mirrored = h->rstats.mirrored;
-		st->accepting = mgr_quorate(h) && !h->handover &&
+		st->accepting = mgr_quorate(h) && !h->ho.on &&
 				(h->peer_out || pv_router_spare_state(h->rt) ==
 						PV_SPARE_LIVE);
 	} else {
@@ -693,6 +694,7 @@ void pv_mgr_host_destroy(struct pv_mgr_host *h)
 		return;
 	qb_loop_timer_del(h->env.loop, h->sweep_timer);
 	qb_loop_timer_del(h->env.loop, h->fence_timer);
+	mgr_handover_cancel(h);
 	mgr_fail_all(h, -ESHUTDOWN, "pairvisord is stopping");
 	pv_router_destroy(h->rt);
 	mgr_drop_replica(h);

@@ -48,6 +48,15 @@ struct mgr_pending {
 	uint64_t t_ns;		/* when it came */
 };
 
+/* A planned move of the active manager to its spare (mgr_handover.c). */
+struct mgr_handover {
+	bool on;
+	bool sent;			/* its Handover sent, at sent_ns */
+	uint64_t t_ns, sent_ns;
+	struct mgr_pending who;		/* whom to answer */
+	qb_loop_timer_handle timer;
+};
+
 struct mgr_peer {
 	bool known;		/* its Announce came */
 	enum mgr_role role;
@@ -75,8 +84,7 @@ struct pv_mgr_host {
 	qb_loop_timer_handle fence_timer, sweep_timer;
 	struct mgr_pending pend[MGR_PENDING_MAX];
 	uint64_t next_token;
-	struct mgr_pending *handover;	/* a planned move under way */
-	bool handover_sent;		/* ... its Handover sent */
+	struct mgr_handover ho;
 	uint64_t requests, forwarded, failovers, handovers;
 	char why[160];			/* no active manager: why */
 };
@@ -100,7 +108,7 @@ bool mgr_refuse_unquorate(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
 			  void *arg, uint32_t from_node, uint64_t from_token);
 void mgr_forward(struct pv_mgr_host *h, Pvcl__Forward *f,
 		 pv_mgr_answer_fn *answer, void *arg);
-/* Requests waiting for an answer, other than a handover. */
+/* Requests waiting for an answer. */
 uint64_t mgr_waiting(const struct pv_mgr_host *h);
 void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 		uint32_t from_node, uint64_t from_token,
@@ -117,12 +125,22 @@ int mgr_send_cpg(struct pv_mgr_host *h, const Pvcl__CpgMessage *m);
 void mgr_handover_start(struct pv_mgr_host *h, uint32_t from_node,
 			uint64_t from_token, pv_mgr_answer_fn *answer,
 			void *arg);
-/* Send the Handover once nothing waits and the spare has it all. */
+/*
+ * Send the Handover once nothing waits and the spare has it all; end
+ * the move when its spare or its time is gone.
+ */
 void mgr_handover_try(struct pv_mgr_host *h);
+/* An input refused now because a move is under way (its answer sent). */
+bool mgr_handover_refuses(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
+			  pv_mgr_answer_fn *answer, void *arg,
+			  uint32_t from_node, uint64_t from_token);
 void mgr_on_handover(struct pv_mgr_host *h, uint32_t nodeid,
 		     const Pvcl__Handover *m);
+void mgr_on_handover_refused(struct pv_mgr_host *h, uint32_t nodeid,
+			     const Pvcl__HandoverRefused *m);
 /* The new active is seen: the handover's answer, before stepping down. */
 void mgr_handover_done(struct pv_mgr_host *h);
+void mgr_handover_cancel(struct pv_mgr_host *h);
 /* mgr_host.c, for it */
 void mgr_become_active(struct pv_mgr_host *h, const char *why);
 bool mgr_seeded(const struct pv_mgr_host *h);

@@ -110,8 +110,6 @@ void mgr_answer(struct pv_mgr_host *h, struct mgr_pending *p,
 	}
 	free(b);
 	p->used = false;
-	if (p == h->handover)
-		h->handover = NULL;
 }
 
 void mgr_answer_now(struct pv_mgr_host *h, pv_mgr_answer_fn *answer,
@@ -187,7 +185,7 @@ uint64_t mgr_waiting(const struct pv_mgr_host *h)
 	uint64_t n = 0;
 
 	for (int i = 0; i < MGR_PENDING_MAX; i++)
-		n += h->pend[i].used && &h->pend[i] != h->handover;
+		n += h->pend[i].used;
 	return n;
 }
 
@@ -227,12 +225,8 @@ void mgr_submit(struct pv_mgr_host *h, const Pvcl__ManagerInput *in,
 
 	if (mgr_refuse_unquorate(h, answer, arg, from_node, from_token))
 		return;
-	if (h->handover) {
-		mgr_answer_now(h, answer, arg, from_node, from_token, -EAGAIN,
-			       "the active manager is moving to the other host: try again",
-			       false);
+	if (mgr_handover_refuses(h, in, answer, arg, from_node, from_token))
 		return;
-	}
 	if (len > sizeof(buf)) {
 		mgr_answer_now(h, answer, arg, from_node, from_token, -E2BIG,
 			       "the request is too large", false);
@@ -369,6 +363,8 @@ void pv_mgr_host_deliver(struct pv_mgr_host *h, uint32_t nodeid,
 		mgr_on_forward_reply(h, m->forward_reply);
 	else if (m->msg_case == PVCL__CPG_MESSAGE__MSG_HANDOVER)
 		mgr_on_handover(h, nodeid, m->handover);
+	else if (m->msg_case == PVCL__CPG_MESSAGE__MSG_HANDOVER_REFUSED)
+		mgr_on_handover_refused(h, nodeid, m->handover_refused);
 }
 
 void mgr_fail_all(struct pv_mgr_host *h, int err, const char *msg)
