@@ -316,6 +316,9 @@ static int mgr_report(struct mgr_ctx *x, const Pvcl__VmReport *r)
 		v->state = MGR_VM_RUNNING;
 		v->pid = r->pid;
 	} else if (!strcmp(r->state, "exited")) {
+		if (r->pid && v->pid && r->pid != v->pid)
+			return mgr_say(x, -ESTALE, "vm %s runs as pid %d, not %d",
+				       v->name, v->pid, r->pid);
 		/* on its own (the guest powered off) or as asked */
 		v->state = v->want == MGR_WANT_STOPPED ? MGR_VM_STOPPED :
 			   MGR_VM_EXITED;

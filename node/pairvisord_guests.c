@@ -48,9 +48,18 @@ struct pvd_guest {
 	uint64_t stop_at;	/* SIGTERM sent at (ms), 0: not stopping */
 };
 
+/* A VMM's end not yet in the manager's state: reported until it is. */
+struct pvd_exit {
+	char name[MGR_NAME_MAX + 1];	/* "": free */
+	pid_t pid;
+	int status;
+	bool asking;			/* a report in flight */
+};
+
 struct pvd_guests {
 	struct pvd *d;
 	struct pvd_guest g[MGR_VMS_MAX];
+	struct pvd_exit exited[MGR_VMS_MAX];
 	char bindir[PATH_MAX];
 	char drv_url[160];	/* where this host serves the peer's spares */
 	char peer_drv_url[160];	/* where the peer serves ours */
@@ -88,8 +97,21 @@ static void g_report_done(void *arg, const Pvcl__Reply *r)
 		       r->message);
 }
 
-static void g_report(struct pvd_guests *gs, const char *name,
-		     const char *state, int pid, int status)
+static void g_exit_done(void *arg, const Pvcl__Reply *r)
+{
+	struct pvd_exit *e = arg;
+
+	e->asking = false;
+	if (!r->error)
+		e->name[0] = '\0';
+	else
+		qb_log(LOG_WARNING, "guests: vm %s's end not reported yet (%s): trying again",
+		       e->name, r->message);
+}
+
+static void g_report_as(struct pvd_guests *gs, const char *name,
+			const char *state, int pid, int status,
+			pv_mgr_answer_fn *done, void *arg)
 {
 	Pvcl__VmReport rep = PVCL__VM_REPORT__INIT;
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
@@ -101,7 +123,60 @@ static void g_report(struct pvd_guests *gs, const char *name,
 	rep.exit_status = status;
 	in.op_case = PVCL__MANAGER_INPUT__OP_VM_REPORT;
 	in.vm_report = &rep;
-	pv_mgr_host_request(gs->d->mgr, &in, g_report_done, gs);
+	pv_mgr_host_request(gs->d->mgr, &in, done, arg);
+}
+
+static void g_report(struct pvd_guests *gs, const char *name,
+		     const char *state, int pid, int status)
+{
+	g_report_as(gs, name, state, pid, status, g_report_done, gs);
+}
+
+static void g_report_exit(struct pvd_guests *gs, struct pvd_exit *e)
+{
+	e->asking = true;
+	g_report_as(gs, e->name, "exited", (int)e->pid, e->status,
+		    g_exit_done, e);
+}
+
+/* A VMM ended: reported now, and again until the manager has it. */
+static void g_exited(struct pvd_guests *gs, const char *name, pid_t pid,
+		     int status)
+{
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		struct pvd_exit *e = &gs->exited[i];
+
+		size_t n = strnlen(name, MGR_NAME_MAX);
+
+		if (e->name[0])
+			continue;
+		memcpy(e->name, name, n);
+		e->name[n] = '\0';
+		e->pid = pid;
+		e->status = status;
+		g_report_exit(gs, e);
+		return;
+	}
+	g_report(gs, name, "exited", (int)pid, status);
+}
+
+/* Ends the manager has not taken yet: again, unless it moved on. */
+static void g_exits_again(struct pvd_guests *gs, const struct mgr_state *s,
+			  int me)
+{
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		struct pvd_exit *e = &gs->exited[i];
+		const struct mgr_vm *v;
+
+		if (!e->name[0] || e->asking)
+			continue;
+		v = pv_mgr_vm(s, e->name);
+		if (!v || v->host != me || v->pid != e->pid ||
+		    (v->state != MGR_VM_RUNNING && v->state != MGR_VM_STARTING))
+			e->name[0] = '\0';
+		else
+			g_report_exit(gs, e);
+	}
 }
 
 static struct pvd_guest *g_find(struct pvd_guests *gs, const char *name)
@@ -162,7 +237,7 @@ static int32_t g_on_exit(int32_t fd, int32_t revents, void *data)
 		qb_log(LOG_NOTICE, "guests: vm %s (pid %d) ended, status %d",
 		       g->name, (int)g->pid, status);
 		gs->exits++;
-		g_report(gs, g->name, "exited", (int)g->pid, status);
+		g_exited(gs, g->name, g->pid, status);
 		g_forget(gs, g);
 		break;
 	}
@@ -287,6 +362,7 @@ static void g_reconcile(struct pvd_guests *gs)
 
 	if (me < 0)
 		return;		/* no state yet: nothing is decided */
+	g_exits_again(gs, s, me);
 	for (int i = 0; i < MGR_VMS_MAX; i++) {
 		const struct mgr_vm *v = &s->vms[i];
 		struct pvd_guest *g;

@@ -105,9 +105,8 @@ static int op_stop(const char *name, bool force)
 	return apply(&in);
 }
 
-/* @n: the pid of a running guest, the exit status of an exited one */
-static int op_report(const char *name, const char *host, const char *state,
-		     int n)
+static int op_report_pid(const char *name, const char *host,
+			 const char *state, int pid, int status)
 {
 	Pvcl__VmReport r = PVCL__VM_REPORT__INIT;
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
@@ -115,13 +114,20 @@ static int op_report(const char *name, const char *host, const char *state,
 	r.name = (char *)name;
 	r.host = (char *)host;
 	r.state = (char *)state;
-	if (!strcmp(state, "exited"))
-		r.exit_status = n;
-	else
-		r.pid = n;
+	r.pid = pid;
+	r.exit_status = status;
 	in.op_case = PVCL__MANAGER_INPUT__OP_VM_REPORT;
 	in.vm_report = &r;
 	return apply(&in);
+}
+
+/* @n: the pid of a running guest, the exit status of an exited one */
+static int op_report(const char *name, const char *host, const char *state,
+		     int n)
+{
+	if (!strcmp(state, "exited"))
+		return op_report_pid(name, host, state, 0, n);
+	return op_report_pid(name, host, state, n, 0);
 }
 
 static int op_standby(const char *host, bool on)
@@ -290,7 +296,10 @@ static void test_lifecycle(void)
 	CU_ASSERT_PTR_NULL(pv_mgr_vm(st, "vm1"));
 	/* a guest that ends on its own is exited, not to run again */
 	CU_ASSERT_EQUAL(op_report("vm2", "b", "running", 7), 0);
-	CU_ASSERT_EQUAL(op_report("vm2", "b", "exited", 1), 0);
+	/* the end of an older VMM of it (a report sent again) is stale */
+	CU_ASSERT_EQUAL(op_report_pid("vm2", "b", "exited", 6, 0), -ESTALE);
+	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm2")->state, MGR_VM_RUNNING);
+	CU_ASSERT_EQUAL(op_report_pid("vm2", "b", "exited", 7, 1), 0);
 	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm2")->state, MGR_VM_EXITED);
 	CU_ASSERT_EQUAL(pv_mgr_vm(st, "vm2")->exit_status, 1);
 	CU_ASSERT_EQUAL(op_report("vm2", "b", "running", 7), -ESTALE);
