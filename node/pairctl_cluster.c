@@ -197,7 +197,9 @@ static void pctl_print_drivers(const Pvcl__ClusterStatus *st)
 		for (size_t j = 0; j < v->n_disks; j++)
 			pctl_print_disk(v, v->disks[j]);
 	}
-	if (!st->n_drivers)
+	if (st->drivers_omitted)
+		printf("  (too many to show here: pairctl status NAME on each guest's host)\n");
+	else if (!st->n_drivers)
 		printf("  (no guest running)\n");
 }
 

@@ -155,6 +155,9 @@ static int pctl_console_signals(struct pctl_console *k)
 	sigaddset(&set, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
 		return -errno;
+	/* a reader of our output gone is a write error: the terminal is
+	 * restored on the way out, as for the signals above */
+	signal(SIGPIPE, SIG_IGN);
 	k->sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	return k->sfd < 0 ? -errno : 0;
 }

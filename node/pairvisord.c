@@ -89,8 +89,10 @@ static void pvd_left(void *arg, uint32_t nodeid, uint32_t pid, int reason)
 		qb_log(LOG_WARNING, "host %s: its pairvisord is gone (%s)",
 		       h->name, reason == PV_MEMB_NODEDOWN ?
 		       "the host left the membership" : "the process went");
-	if (h && !h->local && h->pid == pid)
+	if (h && !h->local && h->pid == pid) {
 		pvd_drivers_left(d, nodeid);
+		pvd_switch_left(d);
+	}
 	pv_hosts_left(&d->hosts, nodeid, pid);
 	d->announced = 0;	/* re-announce at the next change */
 	if (d->mgr)
@@ -105,7 +107,8 @@ static void pvd_deliver(void *arg, uint32_t nodeid, uint32_t pid,
 
 	if (pv_hosts_deliver(&d->hosts, nodeid, pid, msg, len, &m))
 		return;
-	if (pvd_drivers_deliver(d, nodeid, m))
+	if (pvd_drivers_deliver(d, nodeid, m) ||
+	    pvd_switch_deliver(d, nodeid, m))
 		;
 	else if (d->mgr && m->msg_case == PVCL__CPG_MESSAGE__MSG_ANNOUNCE &&
 	    nodeid != pv_memb_local_nodeid(d->memb))
@@ -206,6 +209,8 @@ static int pvd_start(struct pvd *d)
 		err = pvd_guests_start(d);
 	if (!err)
 		err = pvd_drivers_start(d);
+	if (!err)
+		err = pvd_switch_start(d);
 	if (err)
 		return err;
 	pvd_announce(d);
@@ -215,9 +220,12 @@ static int pvd_start(struct pvd *d)
 
 static void pvd_stop(struct pvd *d)
 {
+	pvd_switch_stop(d);
 	pvd_drivers_stop(d);
-	pvd_guests_stop(d);
+	/* first: the answers it still owes may be the guests' */
 	pv_mgr_host_destroy(d->mgr);
+	d->mgr = NULL;
+	pvd_guests_stop(d);
 	pv_memb_destroy(d->memb);
 	pv_fence_destroy(d->fence);
 	pvd_ipc_stop(d);

@@ -29,6 +29,7 @@
 struct pvd_ipc;
 struct pvd_guests;
 struct pvd_drivers;
+struct pvd_switches;
 
 struct pvd_stats {
 	uint64_t ipc_requests;
@@ -44,6 +45,7 @@ struct pvd {
 	struct pv_mgr_host *mgr;	/* the manager replica's home */
 	struct pvd_guests *guests;	/* the VMMs this host runs */
 	struct pvd_drivers *drivers;	/* ... and every guest's drivers */
+	struct pvd_switches *switches;	/* disks' switchovers asked */
 	struct pv_hosts hosts;
 	struct pvd_ipc *ipc;
 	bool has_group;
@@ -74,9 +76,19 @@ bool pvd_drivers_deliver(struct pvd *d, uint32_t nodeid, Pvcl__CpgMessage *m);
 void pvd_drivers_left(struct pvd *d, uint32_t nodeid);
 /* Every running guest's drivers into @st, valid until the loop runs on. */
 void pvd_drivers_status(struct pvd *d, Pvcl__ClusterStatus *st);
+/* In a job's child: standard error to /dev/null (its output is data). */
+void pvd_job_quiet(void);
+
+/* pairvisord_switch.c */
+int pvd_switch_start(struct pvd *d);
+void pvd_switch_stop(struct pvd *d);
 /* pairctl switchover: answered now or later through @answer. */
-void pvd_drivers_switchover(struct pvd *d, const Pvcl__DiskSwitchover *so,
-			    pv_mgr_answer_fn *answer, void *arg);
+void pvd_switchover(struct pvd *d, const Pvcl__DiskSwitchover *so,
+		    pv_mgr_answer_fn *answer, void *arg);
+/* DriverAsk and DriverAnswer (true: handled). */
+bool pvd_switch_deliver(struct pvd *d, uint32_t nodeid, Pvcl__CpgMessage *m);
+/* The peer's pairvisord left: its switchovers are not coming. */
+void pvd_switch_left(struct pvd *d);
 
 /* pairvisord_ipc.c */
 int pvd_ipc_start(struct pvd *d);

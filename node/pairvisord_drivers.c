@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The disk drivers of the cluster's running guests, for pairctl status,
- * and a disk's planned switchover from either host.
+ * The disk drivers of the cluster's running guests, for pairctl status.
  *
  * Every PVD_DRV_POLL_MS this host asks each VMM it runs for its status
  * (vmmctl.h), in a job (cluster/job.h): a VMM that hangs costs the job
- * its timeout, never the daemon's loop. What they answered goes to the
- * group as a DriverReport when it changed, so each host can show every
- * guest's drivers: its own as answered, the peer's as last reported.
- *
- * pairctl switchover NAME --disk N goes to the host running the guest:
- * asked here, this host's job asks the VMM; asked on the other host, a
- * DriverAsk over CPG makes the guest's host do it and send the answer
- * back (DriverAnswer), or the asker gives up after PVD_DRV_ASK_MS.
+ * its timeout, never the daemon's loop. The child writes one record per
+ * VMM as soon as it answered (a 32-bit length and a packed VmDrivers),
+ * in an order that turns each round, so one hung VMM leaves the others'
+ * answers fresh; a guest whose VMM has not answered for a while shows
+ * how old its last answer is. What they answered goes to the group as a
+ * DriverReport when it changed (else every PVD_DRV_RESEND_MS), so each
+ * host shows every guest's drivers: its own as answered, the peer's as
+ * last reported, each with its age. A peer's report is bounded in size
+ * and counts before it is kept.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,29 +32,14 @@
 #define PVD_DRV_QUERY_MS	1000	/* one VMM's answer */
 #define PVD_DRV_POLL_JOB_MS	8000
 #define PVD_DRV_RESEND_MS	10000	/* a report unchanged, sent again */
-#define PVD_DRV_SWITCH_MS	8000	/* under pairctl's 10 s */
-#define PVD_DRV_ASK_MS		9000
-#define PVD_DRV_ASKS		16
 #define PVD_DRV_DISKS		8
+#define PVD_DRV_REPORT_MAX	(PVD_MSG_MAX / 4)	/* packed, each way */
 
-/* A switchover asked of this host's VMM: for a client here, or a host. */
-struct drv_switch {
-	struct pvd_drivers *dr;
-	struct pv_job *job;
-	char vm[MGR_NAME_MAX + 1];
-	uint32_t disk;
-	uint32_t nodeid;		/* the asking host's, 0: a client here */
-	uint64_t token;
-	pv_mgr_answer_fn *answer;
-	void *arg;
-};
-
-/* A switchover this host asked the peer for. */
-struct drv_ask {
-	uint64_t token;			/* 0: free */
-	pv_mgr_answer_fn *answer;
-	void *arg;
-	qb_loop_timer_handle timer;
+/* The last answer of one of this host's VMMs. */
+struct drv_answer {
+	char name[MGR_NAME_MAX + 1];	/* "": free */
+	Pvcl__VmDrivers *v;		/* unpacked, ours */
+	uint64_t at;			/* ms */
 };
 
 struct pvd_drivers {
@@ -61,16 +47,15 @@ struct pvd_drivers {
 	qb_loop_timer_handle tick;
 	struct pv_job *poll;		/* the running query, NULL: none */
 	char names[MGR_VMS_MAX][MGR_NAME_MAX + 1];	/* ... of these */
-	size_t nr_names;
-	Pvcl__DriverReport *local, *peer;	/* last answers, reports */
-	uint64_t local_at, peer_at;
-	uint8_t *sent;			/* the last report sent, packed */
+	size_t nr_names, turn;
+	struct drv_answer ans[MGR_VMS_MAX];
+	Pvcl__DriverReport *peer;	/* its last report, and when */
+	uint64_t peer_at;
+	uint8_t *sent;			/* the last report sent, ages 0 */
 	size_t sent_len;
 	uint64_t sent_at;
-	struct drv_ask asks[PVD_DRV_ASKS];
-	struct drv_switch *switching[PVD_DRV_ASKS];	/* running here */
-	uint64_t next_token;
-	Pvcl__VmDrivers *all[2 * MGR_VMS_MAX];	/* for a status */
+	Pvcl__VmDrivers copy[2 * MGR_VMS_MAX];	/* for a report, a status */
+	Pvcl__VmDrivers *copyp[2 * MGR_VMS_MAX];
 	uint64_t queries, failures, bad_reports;
 };
 
@@ -121,121 +106,226 @@ static void drv_disk(const struct pv_config *c, const Pvctl__DiskStatus *s,
 	o->seeds = s->seeds;
 }
 
+void pvd_job_quiet(void)
+{
+	int fd = open("/dev/null", O_WRONLY);
+
+	if (fd >= 0)
+		dup2(fd, 2);	/* libqb's log lines must not mix in */
+}
+
 /* In the child: one VMM's answer, or why there is none. */
 static void drv_vm(const struct pv_config *c, const char *name,
-		   Pvcl__VmDrivers *v)
+		   Pvcl__VmDrivers *v, Pvctl__VmStatus **st)
 {
-	Pvctl__VmStatus *st = NULL;
 	Pvcl__DiskDrivers *disks;
 	int err;
 
 	pvcl__vm_drivers__init(v);
 	v->vm = (char *)name;
 	v->host = c->host;
-	err = pv_vmm_status(name, PVD_DRV_QUERY_MS, &st);
+	err = pv_vmm_status(name, PVD_DRV_QUERY_MS, st);
 	if (err) {
 		v->error = (char *)strerror(-err);
 		return;
 	}
-	v->pid = st->pid;
-	v->state = st->state;
-	v->n_disks = st->n_disks < PVD_DRV_DISKS ? st->n_disks : PVD_DRV_DISKS;
-	v->disks = calloc(v->n_disks, sizeof(*v->disks));
-	disks = calloc(v->n_disks, sizeof(*disks));
+	v->pid = (*st)->pid;
+	v->state = (*st)->state;
+	v->n_disks = (*st)->n_disks < PVD_DRV_DISKS ? (*st)->n_disks :
+		     PVD_DRV_DISKS;
+	v->disks = calloc(v->n_disks + 1, sizeof(*v->disks));
+	disks = calloc(v->n_disks + 1, sizeof(*disks));
 	if (!v->disks || !disks)
 		_exit(ENOMEM);
 	for (size_t i = 0; i < v->n_disks; i++) {
-		drv_disk(c, st->disks[i], &disks[i]);
+		drv_disk(c, (*st)->disks[i], &disks[i]);
 		v->disks[i] = &disks[i];
 	}
-	/* st stays: the strings point into it, the child ends soon */
+	v->disks[v->n_disks] = disks;	/* for the free */
 }
 
-/* The child: every VMM asked, the DriverReport on standard output. */
+/* Write all of @len bytes at @p to standard output, or exit. */
+static void drv_put(const void *p, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len && (n = write(1, (const char *)p + off, len - off)) > 0)
+		off += n;
+	if (off != len)
+		_exit(EIO);
+}
+
+/* The child: every VMM asked, one record each as soon as it answered. */
 static void drv_poll_child(void *carg)
 {
 	struct pvd_drivers *dr = carg;
-	Pvcl__DriverReport rep = PVCL__DRIVER_REPORT__INIT;
-	Pvcl__VmDrivers *vms = calloc(dr->nr_names, sizeof(*vms));
-	size_t len, off = 0;
-	uint8_t *buf;
-	ssize_t n;
+	uint8_t *buf = malloc(PVD_DRV_REPORT_MAX);
 
-	rep.host = dr->d->cfg.host;
-	rep.vms = calloc(dr->nr_names, sizeof(*rep.vms));
-	if (!vms || !rep.vms)
-		_exit(ENOMEM);
-	for (size_t i = 0; i < dr->nr_names; i++) {
-		drv_vm(&dr->d->cfg, dr->names[i], &vms[i]);
-		rep.vms[rep.n_vms++] = &vms[i];
-	}
-	len = pvcl__driver_report__get_packed_size(&rep);
-	buf = malloc(len);
+	pvd_job_quiet();
 	if (!buf)
 		_exit(ENOMEM);
-	pvcl__driver_report__pack(&rep, buf);
-	while (off < len && (n = write(1, buf + off, len - off)) > 0)
-		off += n;
-	_exit(off == len ? 0 : EIO);
+	for (size_t k = 0; k < dr->nr_names; k++) {
+		const char *name = dr->names[(dr->turn + k) % dr->nr_names];
+		Pvctl__VmStatus *st = NULL;
+		Pvcl__VmDrivers v;
+		uint32_t len;
+
+		drv_vm(&dr->d->cfg, name, &v, &st);
+		if (pvcl__vm_drivers__get_packed_size(&v) <= PVD_DRV_REPORT_MAX) {
+			len = pvcl__vm_drivers__pack(&v, buf);
+			drv_put(&len, sizeof(len));
+			drv_put(buf, len);
+		}
+		if (v.disks)
+			free(v.disks[v.n_disks]);
+		free(v.disks);
+		if (st)
+			pvctl__vm_status__free_unpacked(st, NULL);
+	}
+	_exit(0);
+}
+
+/* The answer slot of VMM @name; with @add, a new one if it has none. */
+static struct drv_answer *drv_answer_of(struct pvd_drivers *dr,
+					const char *name, bool add)
+{
+	struct drv_answer *free_slot = NULL;
+
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		if (dr->ans[i].name[0] && !strcmp(dr->ans[i].name, name))
+			return &dr->ans[i];
+		if (!dr->ans[i].name[0] && !free_slot)
+			free_slot = &dr->ans[i];
+	}
+	if (!add || !free_slot)
+		return NULL;
+	snprintf(free_slot->name, sizeof(free_slot->name), "%s", name);
+	return free_slot;
+}
+
+static void drv_answer_drop(struct drv_answer *a)
+{
+	if (a->v)
+		pvcl__vm_drivers__free_unpacked(a->v, NULL);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Answers of VMMs this host no longer runs are dropped. */
+static void drv_forget_gone(struct pvd_drivers *dr)
+{
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		bool runs = false;
+
+		for (size_t k = 0; k < dr->nr_names && !runs; k++)
+			runs = !strcmp(dr->names[k], dr->ans[i].name);
+		if (dr->ans[i].name[0] && !runs)
+			drv_answer_drop(&dr->ans[i]);
+	}
+}
+
+/* This host's answers into dr->copy, ages 0 or as they are: how many. */
+static size_t drv_local(struct pvd_drivers *dr, bool ages)
+{
+	uint64_t now = drv_now_ms();
+	size_t n = 0;
+
+	for (int i = 0; i < MGR_VMS_MAX; i++) {
+		struct drv_answer *a = &dr->ans[i];
+		uint64_t age = now - a->at;
+
+		if (!a->name[0] || !a->v)
+			continue;
+		dr->copy[n] = *a->v;
+		dr->copy[n].age_ms = !ages ? 0 : age > UINT32_MAX ?
+				     UINT32_MAX : age;
+		dr->copyp[n] = &dr->copy[n];
+		n++;
+	}
+	return n;
 }
 
 /* Tell the group what this host's VMMs answered, when it changed. */
 static void drv_publish(struct pvd_drivers *dr)
 {
 	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
-	Pvcl__DriverReport empty = PVCL__DRIVER_REPORT__INIT;
+	Pvcl__DriverReport rep = PVCL__DRIVER_REPORT__INIT;
+	uint8_t *plain = NULL, *buf = NULL;
 	size_t len;
-	uint8_t *buf;
 
 	/* not before our Announce: the peer would drop it as a stranger's;
 	 * and no news is no message */
 	if (!dr->d->memb || !pv_memb_connected(dr->d->memb) ||
-	    !dr->d->announced || (!dr->local && !dr->sent))
+	    !dr->d->announced)
 		return;
-	empty.host = dr->d->cfg.host;
+	rep.host = dr->d->cfg.host;
+	rep.vms = dr->copyp;
+	rep.n_vms = drv_local(dr, false);
+	if (!rep.n_vms && !dr->sent)
+		return;
 	m.msg_case = PVCL__CPG_MESSAGE__MSG_DRIVER_REPORT;
-	m.driver_report = dr->local ? dr->local : &empty;
+	m.driver_report = &rep;
 	len = pvcl__cpg_message__get_packed_size(&m);
-	buf = malloc(len);
-	if (!buf)
-		return;
-	pvcl__cpg_message__pack(&m, buf);
-	if (len == dr->sent_len && !memcmp(buf, dr->sent, len) &&
-	    drv_now_ms() - dr->sent_at < PVD_DRV_RESEND_MS) {
-		free(buf);
-		return;
-	}
-	if (pv_memb_send(dr->d->memb, buf, len)) {
-		free(buf);
-		return;
-	}
+	if (len > PVD_DRV_REPORT_MAX)
+		return;		/* the peer would refuse it */
+	plain = malloc(len);
+	buf = malloc(len + 8 * rep.n_vms);	/* room for the ages */
+	if (!plain || !buf)
+		goto out;
+	pvcl__cpg_message__pack(&m, plain);
+	if (len == dr->sent_len && !memcmp(plain, dr->sent, len) &&
+	    drv_now_ms() - dr->sent_at < PVD_DRV_RESEND_MS)
+		goto out;
+	drv_local(dr, true);
+	if (pv_memb_send(dr->d->memb, buf, pvcl__cpg_message__pack(&m, buf)))
+		goto out;
 	free(dr->sent);
-	dr->sent = buf;
+	dr->sent = plain;
 	dr->sent_len = len;
 	dr->sent_at = drv_now_ms();
+	plain = NULL;
+out:
+	free(plain);
+	free(buf);
 }
 
+/* The records the child wrote, whole ones only: each VMM's answer. */
 static void drv_polled(void *arg, int status, const char *out, size_t len)
 {
 	struct pvd_drivers *dr = arg;
-	Pvcl__DriverReport *rep = NULL;
+	size_t off = 0, got = 0;
+	uint32_t n;
 
 	dr->poll = NULL;
-	if (!status)
-		rep = pvcl__driver_report__unpack(NULL, len,
-						  (const uint8_t *)out);
-	if (!rep) {
-		dr->failures++;
-		qb_log(LOG_WARNING, "drivers: the VMMs' status was not read (%s)",
-		       status == -ETIMEDOUT ? "timed out" : status < 0 ?
-		       strerror(-status) : status ? strerror(status) :
-		       "undecodable");
-		return;
+	while (len - off >= sizeof(n)) {
+		Pvcl__VmDrivers *v;
+		struct drv_answer *a;
+
+		memcpy(&n, out + off, sizeof(n));
+		if (n > len - off - sizeof(n))
+			break;
+		v = pvcl__vm_drivers__unpack(NULL, n, (const uint8_t *)out +
+					     off + sizeof(n));
+		off += sizeof(n) + n;
+		a = v ? drv_answer_of(dr, v->vm, true) : NULL;
+		if (!a) {
+			if (v)
+				pvcl__vm_drivers__free_unpacked(v, NULL);
+			continue;
+		}
+		if (a->v)
+			pvcl__vm_drivers__free_unpacked(a->v, NULL);
+		a->v = v;
+		a->at = drv_now_ms();
+		got++;
 	}
-	if (dr->local)
-		pvcl__driver_report__free_unpacked(dr->local, NULL);
-	dr->local = rep;
-	dr->local_at = drv_now_ms();
+	if (status || got < dr->nr_names) {
+		dr->failures++;
+		qb_log(LOG_WARNING, "drivers: %zu of %zu VMMs answered (%s)",
+		       got, dr->nr_names, status == -ETIMEDOUT ?
+		       "the rest did not in time" : status ?
+		       "the query failed" : "the rest sent nothing readable");
+	}
 	drv_publish(dr);
 }
 
@@ -249,17 +339,15 @@ static void drv_tick(void *data)
 	if (dr->poll)
 		return;
 	dr->nr_names = pvd_guests_names(dr->d, dr->names, MGR_VMS_MAX);
+	drv_forget_gone(dr);
 	if (!dr->nr_names) {
-		if (dr->local)
-			pvcl__driver_report__free_unpacked(dr->local, NULL);
-		dr->local = NULL;
-		dr->local_at = drv_now_ms();
 		drv_publish(dr);
 		return;
 	}
+	dr->turn++;
 	dr->queries++;
 	err = pv_job_start(dr->d->loop, drv_poll_child, dr, PVD_DRV_POLL_JOB_MS,
-			   PVD_MSG_MAX / 2, drv_polled, dr, &dr->poll);
+			   PVD_MSG_MAX, drv_polled, dr, &dr->poll);
 	if (err) {
 		dr->failures++;
 		qb_log(LOG_WARNING, "drivers: cannot ask the VMMs: %s",
@@ -267,19 +355,22 @@ static void drv_tick(void *data)
 	}
 }
 
-/* A report from the peer's pairvisord: kept, its strings too. */
+/* A report from the peer's pairvisord, bounded: kept, its strings too. */
 static void drv_on_report(struct pvd_drivers *dr, uint32_t nodeid,
 			  Pvcl__CpgMessage *m)
 {
 	Pvcl__DriverReport *rep = m->driver_report;
 	struct pv_host *h = pv_hosts_by_node(&dr->d->hosts, nodeid);
 	bool ok = h && !h->local && !strcmp(h->name, rep->host) &&
-		  rep->n_vms <= MGR_VMS_MAX;
+		  rep->n_vms <= MGR_VMS_MAX &&
+		  pvcl__driver_report__get_packed_size(rep) <= PVD_DRV_REPORT_MAX;
 
 	for (size_t i = 0; ok && i < rep->n_vms; i++)
 		ok = rep->vms[i]->n_disks <= PVD_DRV_DISKS;
 	if (!ok) {
 		dr->bad_reports++;
+		qb_log(LOG_WARNING, "drivers: a report from node %u dropped: not its host's, or too large",
+		       nodeid);
 		return;
 	}
 	if (dr->peer)
@@ -290,221 +381,13 @@ static void drv_on_report(struct pvd_drivers *dr, uint32_t nodeid,
 	m->msg_case = PVCL__CPG_MESSAGE__MSG__NOT_SET;
 }
 
-/* Answer a switchover: to a client here, or over CPG to the asker. */
-static void drv_answer(struct pvd_drivers *dr, uint32_t nodeid,
-		       uint64_t token, pv_mgr_answer_fn *answer, void *arg,
-		       int error, const char *msg)
-{
-	Pvcl__Reply r = PVCL__REPLY__INIT;
-	Pvcl__DriverAnswer a = PVCL__DRIVER_ANSWER__INIT;
-	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
-	uint8_t buf[1024];
-
-	if (!nodeid) {
-		r.error = error;
-		r.message = (char *)msg;
-		answer(arg, &r);
-		return;
-	}
-	a.nodeid = nodeid;
-	a.token = token;
-	a.error = error;
-	a.message = (char *)msg;
-	m.msg_case = PVCL__CPG_MESSAGE__MSG_DRIVER_ANSWER;
-	m.driver_answer = &a;
-	if (pvcl__cpg_message__get_packed_size(&m) > sizeof(buf) ||
-	    pv_memb_send(dr->d->memb, buf, pvcl__cpg_message__pack(&m, buf)))
-		qb_log(LOG_WARNING, "drivers: a switchover's answer was not sent");
-}
-
-static void drv_switch_child(void *carg)
-{
-	const struct drv_switch *sw = carg;
-	int err = pv_vmm_switchover(sw->vm, sw->disk, PVD_DRV_SWITCH_MS - 1000);
-
-	_exit(err < 0 ? -err : 0);
-}
-
-static void drv_switch_free(struct drv_switch *sw)
-{
-	for (int i = 0; i < PVD_DRV_ASKS; i++)
-		if (sw->dr->switching[i] == sw)
-			sw->dr->switching[i] = NULL;
-	free(sw);
-}
-
-static void drv_switched(void *arg, int status, const char *out, size_t len)
-{
-	struct drv_switch *sw = arg;
-	int err = status > 0 ? -status : status;
-	char msg[256];
-
-	(void)out;
-	(void)len;
-	if (err)
-		snprintf(msg, sizeof(msg), "vm %s: disk%u: switchover refused: %s",
-			 sw->vm, sw->disk, err == -ETIMEDOUT ?
-			 "its VMM did not answer in time" :
-			 pv_vmm_switchover_why(err));
-	else
-		snprintf(msg, sizeof(msg), "vm %s: disk%u: the spare took over (on host %s)",
-			 sw->vm, sw->disk, sw->dr->d->cfg.host);
-	qb_log(err ? LOG_WARNING : LOG_NOTICE, "drivers: %s", msg);
-	drv_answer(sw->dr, sw->nodeid, sw->token, sw->answer, sw->arg, err,
-		   msg);
-	drv_switch_free(sw);
-}
-
-/* Switch a disk of a guest this host runs over to its spare. */
-static void drv_switch_here(struct pvd_drivers *dr,
-			    const Pvcl__DiskSwitchover *so, uint32_t nodeid,
-			    uint64_t token, pv_mgr_answer_fn *answer, void *arg)
-{
-	struct drv_switch *sw = NULL;
-	int slot = -1, err;
-
-	for (int i = 0; i < PVD_DRV_ASKS && slot < 0; i++)
-		if (!dr->switching[i])
-			slot = i;
-	if (slot >= 0)
-		sw = calloc(1, sizeof(*sw));
-	err = slot < 0 ? -EBUSY : sw ? 0 : -ENOMEM;
-	if (sw) {
-		*sw = (struct drv_switch){ .dr = dr, .disk = so->disk,
-			.nodeid = nodeid, .token = token, .answer = answer,
-			.arg = arg };
-		snprintf(sw->vm, sizeof(sw->vm), "%s", so->vm);
-		err = pv_job_start(dr->d->loop, drv_switch_child, sw,
-				   PVD_DRV_SWITCH_MS, 0, drv_switched, sw,
-				   &sw->job);
-	}
-	if (!err)
-		dr->switching[slot] = sw;
-	if (err) {
-		free(sw);
-		drv_answer(dr, nodeid, token, answer, arg, err,
-			   err == -EBUSY ? "too many switchovers at once: try again" :
-			   "cannot ask the guest's VMM");
-	}
-}
-
-static void drv_ask_timeout(void *data)
-{
-	struct drv_ask *a = data;
-	Pvcl__Reply r = PVCL__REPLY__INIT;
-
-	r.error = -ETIMEDOUT;
-	r.message = "the guest's host did not answer in time";
-	a->token = 0;
-	a->answer(a->arg, &r);
-}
-
-/* Ask the peer, which runs the guest, to do it. */
-static int drv_switch_there(struct pvd_drivers *dr,
-			    const Pvcl__DiskSwitchover *so,
-			    pv_mgr_answer_fn *answer, void *arg)
-{
-	Pvcl__DriverAsk ask = PVCL__DRIVER_ASK__INIT;
-	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
-	struct drv_ask *a = NULL;
-	uint8_t buf[512];
-
-	for (int i = 0; i < PVD_DRV_ASKS && !a; i++)
-		if (!dr->asks[i].token)
-			a = &dr->asks[i];
-	if (!a)
-		return -EBUSY;
-	ask.token = ++dr->next_token;
-	ask.host = dr->d->cfg.peer;
-	ask.switchover = (Pvcl__DiskSwitchover *)so;
-	m.msg_case = PVCL__CPG_MESSAGE__MSG_DRIVER_ASK;
-	m.driver_ask = &ask;
-	if (pvcl__cpg_message__get_packed_size(&m) > sizeof(buf) ||
-	    pv_memb_send(dr->d->memb, buf, pvcl__cpg_message__pack(&m, buf)))
-		return -EHOSTUNREACH;
-	*a = (struct drv_ask){ .token = ask.token, .answer = answer,
-			       .arg = arg };
-	qb_loop_timer_add(dr->d->loop, QB_LOOP_MED, PVD_DRV_ASK_MS * 1000000ULL,
-			  a, drv_ask_timeout, &a->timer);
-	return 0;
-}
-
-static void drv_on_answer(struct pvd_drivers *dr,
-			  const Pvcl__DriverAnswer *da)
-{
-	Pvcl__Reply r = PVCL__REPLY__INIT;
-
-	if (da->nodeid != pv_memb_local_nodeid(dr->d->memb))
-		return;
-	for (int i = 0; i < PVD_DRV_ASKS; i++) {
-		struct drv_ask *a = &dr->asks[i];
-
-		if (!a->token || a->token != da->token)
-			continue;
-		qb_loop_timer_del(dr->d->loop, a->timer);
-		a->token = 0;
-		r.error = da->error < 0 ? da->error : da->error ? -EPROTO : 0;
-		r.message = da->message;
-		a->answer(a->arg, &r);
-		return;
-	}
-}
-
-void pvd_drivers_switchover(struct pvd *d, const Pvcl__DiskSwitchover *so,
-			    pv_mgr_answer_fn *answer, void *arg)
-{
-	struct pvd_drivers *dr = d->drivers;
-	const struct mgr_state *s = pv_mgr_host_state(d->mgr);
-	const struct mgr_vm *v = s ? pv_mgr_vm(s, so->vm) : NULL;
-	Pvcl__Reply r = PVCL__REPLY__INIT;
-	char msg[256];
-
-	r.message = msg;
-	if (!s) {
-		r.error = -EAGAIN;
-		snprintf(msg, sizeof(msg), "this host holds no manager state yet: try again");
-	} else if (!v) {
-		r.error = -ESRCH;
-		snprintf(msg, sizeof(msg), "no vm %s in the cluster", so->vm);
-	} else if (v->state != MGR_VM_RUNNING) {
-		r.error = -EINVAL;
-		snprintf(msg, sizeof(msg), "vm %s is %s, not running", so->vm,
-			 pv_mgr_state_name(v->state));
-	} else if (!strcmp(s->hosts[v->host].name, d->cfg.host)) {
-		drv_switch_here(dr, so, 0, 0, answer, arg);
-		return;
-	} else {
-		r.error = drv_switch_there(dr, so, answer, arg);
-		if (!r.error)
-			return;
-		snprintf(msg, sizeof(msg), "cannot ask host %s, which runs vm %s: %s",
-			 s->hosts[v->host].name, so->vm, strerror(-r.error));
-	}
-	answer(arg, &r);
-}
-
 bool pvd_drivers_deliver(struct pvd *d, uint32_t nodeid, Pvcl__CpgMessage *m)
 {
-	struct pvd_drivers *dr = d->drivers;
-	bool mine = nodeid == pv_memb_local_nodeid(d->memb);
-
-	switch (m->msg_case) {
-	case PVCL__CPG_MESSAGE__MSG_DRIVER_REPORT:
-		if (!mine)
-			drv_on_report(dr, nodeid, m);
-		return true;
-	case PVCL__CPG_MESSAGE__MSG_DRIVER_ASK:
-		if (!mine && m->driver_ask->switchover &&
-		    !strcmp(m->driver_ask->host, d->cfg.host))
-			drv_switch_here(dr, m->driver_ask->switchover, nodeid,
-					m->driver_ask->token, NULL, NULL);
-		return true;
-	case PVCL__CPG_MESSAGE__MSG_DRIVER_ANSWER:
-		drv_on_answer(dr, m->driver_answer);
-		return true;
-	default:
+	if (m->msg_case != PVCL__CPG_MESSAGE__MSG_DRIVER_REPORT)
 		return false;
-	}
+	if (nodeid != pv_memb_local_nodeid(d->memb))
+		drv_on_report(d->drivers, nodeid, m);
+	return true;
 }
 
 void pvd_drivers_left(struct pvd *d, uint32_t nodeid)
@@ -518,27 +401,26 @@ void pvd_drivers_left(struct pvd *d, uint32_t nodeid)
 	dr->peer = NULL;
 }
 
-static size_t drv_add(Pvcl__VmDrivers **all, size_t n,
-		      const Pvcl__DriverReport *rep, uint64_t at)
-{
-	uint64_t age = drv_now_ms() - at;
-
-	for (size_t i = 0; rep && i < rep->n_vms; i++) {
-		rep->vms[i]->age_ms = age > UINT32_MAX ? UINT32_MAX : age;
-		all[n++] = rep->vms[i];
-	}
-	return n;
-}
-
 void pvd_drivers_status(struct pvd *d, Pvcl__ClusterStatus *st)
 {
 	struct pvd_drivers *dr = d->drivers;
+	const Pvcl__DriverReport *peer = dr->peer;
+	uint64_t since = drv_now_ms() - dr->peer_at;
+	size_t n = drv_local(dr, true);
 
-	st->n_drivers = drv_add(dr->all, 0, dr->local, dr->local_at);
-	st->n_drivers = drv_add(dr->all, st->n_drivers, dr->peer, dr->peer_at);
-	st->drivers = dr->all;
+	for (size_t i = 0; peer && i < peer->n_vms; i++) {
+		uint64_t age = peer->vms[i]->age_ms + since;
+
+		dr->copy[n] = *peer->vms[i];
+		dr->copy[n].age_ms = age > UINT32_MAX ? UINT32_MAX : age;
+		dr->copyp[n] = &dr->copy[n];
+		n++;
+	}
+	st->drivers = dr->copyp;
+	st->n_drivers = n;
 	st->vmm_queries = dr->queries;
 	st->vmm_query_failures = dr->failures;
+	st->cpg_bad_messages += dr->bad_reports;
 }
 
 int pvd_drivers_start(struct pvd *d)
@@ -561,15 +443,8 @@ void pvd_drivers_stop(struct pvd *d)
 		return;
 	qb_loop_timer_del(d->loop, dr->tick);
 	pv_job_cancel(dr->poll);
-	for (int i = 0; i < PVD_DRV_ASKS; i++) {
-		if (dr->switching[i])
-			pv_job_cancel(dr->switching[i]->job);
-		free(dr->switching[i]);
-		if (dr->asks[i].token)
-			qb_loop_timer_del(d->loop, dr->asks[i].timer);
-	}
-	if (dr->local)
-		pvcl__driver_report__free_unpacked(dr->local, NULL);
+	for (int i = 0; i < MGR_VMS_MAX; i++)
+		drv_answer_drop(&dr->ans[i]);
 	if (dr->peer)
 		pvcl__driver_report__free_unpacked(dr->peer, NULL);
 	free(dr->sent);

@@ -133,6 +133,10 @@ static int pvd_status(struct pvd *d, void *buf, size_t cap)
 			  &b.st.vmm_exits);
 	pvd_drivers_status(d, &b.st);
 	r.status = &b.st;
+	if (pvcl__reply__get_packed_size(&r) > cap) {
+		b.st.n_drivers = 0;	/* the rest matters more */
+		b.st.drivers_omitted = true;
+	}
 	n = pvcl__reply__get_packed_size(&r) > cap ? -EMSGSIZE :
 	    (int)pvcl__reply__pack(&r, buf);
 	free(vms);
@@ -202,7 +206,7 @@ static int pvd_answer(struct pvd *d, qb_ipcs_connection_t *c,
 	case PVCL__REQUEST__REQ_SWITCHOVER:
 		*async = true;
 		qb_ipcs_connection_ref(c);
-		pvd_drivers_switchover(d, req->switchover, pvd_manager_answer, c);
+		pvd_switchover(d, req->switchover, pvd_manager_answer, c);
 		break;
 	default:
 		n = -EOPNOTSUPP;
