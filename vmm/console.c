@@ -43,6 +43,7 @@
 #include "vm.h"
 
 #define CONSOLE_CHUNK	4096
+#define CONSOLE_HUP_MS	2000	/* a gone client's input, at most this */
 
 struct console {
 	struct vm *vm;
@@ -67,6 +68,8 @@ struct console {
 	bool in_eof;
 	bool out_blocked;	/* its socket is full: wait for POLLOUT */
 	bool hup;		/* it hung up: its input is drained, no output */
+	bool hup_timer;		/* ... within CONSOLE_HUP_MS, then dropped */
+	qb_loop_timer_handle hup_deadline;
 	uint64_t clients, refused, dropped;
 };
 
@@ -80,6 +83,9 @@ static int console_client_events(const struct console *c)
 
 static void console_detach(struct console *c, const char *why)
 {
+	if (c->hup_timer)
+		qb_loop_timer_del(c->vm->loop, c->hup_deadline);
+	c->hup_timer = false;
 	if (c->polled)
 		qb_loop_poll_del(c->vm->loop, c->client_fd);
 	c->polled = false;
@@ -90,6 +96,20 @@ static void console_detach(struct console *c, const char *why)
 	c->flush_queued = false;
 	pthread_mutex_unlock(&c->vm->lock);
 	qb_log(LOG_NOTICE, "console: client detached (%s)", why);
+}
+
+/*
+ * A client that hung up with input the guest has not taken: it goes,
+ * with what is left of its input, so the console is free again even
+ * when the guest never reads.
+ */
+static void console_hup_expired(void *data)
+{
+	struct console *c = data;
+
+	c->hup_timer = false;
+	if (c->client_fd >= 0 && c->hup)
+		console_detach(c, "hung up; the input the guest did not take is dropped");
 }
 
 /*
@@ -105,6 +125,11 @@ static bool console_client_poll(struct console *c)
 		console_detach(c, "hung up");
 		return false;
 	}
+	if (c->hup && !c->hup_timer &&
+	    qb_loop_timer_add(c->vm->loop, QB_LOOP_MED,
+			      CONSOLE_HUP_MS * 1000000ULL, c,
+			      console_hup_expired, &c->hup_deadline) == 0)
+		c->hup_timer = true;
 	if (c->hup && !ev) {
 		if (c->polled)
 			qb_loop_poll_del(c->vm->loop, c->client_fd);

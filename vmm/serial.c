@@ -515,15 +515,12 @@ static int serial_init(struct vm *vm, void **priv)
 		goto err_close;
 	}
 	serial_input_open(s);
-	ret = serial_socket_open(s);
-	if (ret < 0)
-		goto err_input;
+	/* the guest runs without it: a name taken first must not stop it */
+	if (serial_socket_open(s) < 0)
+		qb_log(LOG_WARNING, "serial: no console socket: the guest runs without one");
 	*priv = s;
 	return 0;
 
-err_input:
-	serial_input_close(s);
-	bus_unregister(&vm->pio, PV_PORT_COM1);
 err_close:
 	if (s->out_owned)
 		close(s->out_fd);
