@@ -79,7 +79,8 @@ static size_t acpi_place(int nr_cpus, struct acpi_layout *l, uint64_t gpa)
 	off = ACPI_ALIGN(off + sizeof(struct acpi_header) +
 			 ACPI_NR_TABLES * sizeof(uint32_t), 8);
 	l->xsdt = gpa + off;
-	off += sizeof(struct acpi_header) + ACPI_NR_TABLES * sizeof(uint64_t);
+	off = ACPI_ALIGN(off + sizeof(struct acpi_header) +
+			 ACPI_NR_TABLES * sizeof(uint64_t), 8);
 	l->fadt = gpa + off;
 	off = ACPI_ALIGN(off + sizeof(struct acpi_fadt), 8);
 	l->madt = gpa + off;
