@@ -260,7 +260,7 @@ static void test_shutdown(void)
 	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm shutdown g6"), 0);
 	t0 = cl_now_ms();
 	CU_ASSERT(wait_vm("g5", "stopped", "a", 20000, &pid, &status));
-	printf("(g5 powered off %llu ms after vm shutdown) ",
+	printf("(g5 stopped %llu ms after vm shutdown) ",
 	       (unsigned long long)(cl_now_ms() - t0));
 	CU_ASSERT_EQUAL(status, 0);
 	CU_ASSERT(log_has("a", "state/vm-g5.log", "PVTEST acpi PASS"));
