@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acpi.h"
+#include "fwtable.h"
 #include "layout.h"
 
 #define ACPI_ALIGN(x, a)	(((x) + (a) - 1) & ~(size_t)((a) - 1))
@@ -47,16 +48,6 @@ static const uint8_t dsdt_aml[] = {
 	0x08, '_', 'H', 'I', 'D',	/* NameOp, _HID */
 	0x0c, 0x41, 0xd0, 0x0a, 0x03,	/* DWordPrefix, EisaId ("PNP0A03") */
 };
-
-static uint8_t acpi_checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *b++;
-	return (uint8_t)-sum;
-}
 
 static size_t acpi_madt_size(int nr_cpus)
 {
@@ -117,7 +108,7 @@ static void acpi_seal(void *t, const char *sig, uint32_t len, uint8_t rev)
 	struct acpi_header *h = t;
 
 	acpi_header(h, sig, len, rev);
-	h->checksum = acpi_checksum(t, len);
+	h->checksum = fw_checksum(t, len);
 }
 
 static struct acpi_gas acpi_io(uint16_t port, uint8_t len)
@@ -211,8 +202,8 @@ static void acpi_rsdp(struct acpi_rsdp *r, const struct acpi_layout *l)
 	r->rsdt_address = (uint32_t)l->rsdt;
 	r->length = sizeof(*r);
 	r->xsdt_address = l->xsdt;
-	r->checksum = acpi_checksum(r, 20);
-	r->extended_checksum = acpi_checksum(r, sizeof(*r));
+	r->checksum = fw_checksum(r, 20);
+	r->extended_checksum = fw_checksum(r, sizeof(*r));
 }
 
 int acpi_build(void *buf, size_t size, uint64_t gpa, int nr_cpus,

@@ -41,16 +41,6 @@ struct acpi_found {
 	const char *error;
 };
 
-static u8 acpi_sum(const void *p, u32 len)
-{
-	const u8 *b = p;
-	u8 s = 0;
-
-	while (len--)
-		s += *b++;
-	return s;
-}
-
 #define RD16(p, off)	(*(const u16 *)((const u8 *)(p) + (off)))
 #define RD32(p, off)	(*(const u32 *)((const u8 *)(p) + (off)))
 #define RD64(p, off)	(*(const u64 *)((const u8 *)(p) + (off)))
@@ -62,7 +52,7 @@ static u64 rsdp_scan(void)
 	for (a = 0xe0000; a < 0x100000; a += 16) {
 		const u8 *p = (const u8 *)a;
 
-		if (!memcmp(p, "RSD PTR ", 8) && !acpi_sum(p, 20))
+		if (!memcmp(p, "RSD PTR ", 8) && !sum8(p, 20))
 			return a;
 	}
 	return 0;
@@ -74,7 +64,7 @@ static const u8 *acpi_table(u64 addr, const char *sig)
 	const u8 *t = (const u8 *)addr;
 
 	if (!addr || addr >= 0x100000000ULL || memcmp(t, sig, 4) ||
-	    RD32(t, 4) < 36 || RD32(t, 4) > 0x10000 || acpi_sum(t, RD32(t, 4)))
+	    RD32(t, 4) < 36 || RD32(t, 4) > 0x10000 || sum8(t, RD32(t, 4)))
 		return NULL;
 	return t;
 }
@@ -89,7 +79,7 @@ static const char *acpi_rsdp(struct acpi_found *f)
 	if (!f->rsdp)
 		return "no RSDP in 0xe0000-0xfffff";
 	r = (const u8 *)f->rsdp;
-	if (r[15] < 2 || RD32(r, 20) != 36 || acpi_sum(r, 36))
+	if (r[15] < 2 || RD32(r, 20) != 36 || sum8(r, 36))
 		return "RSDP: not revision 2, or its extended checksum is wrong";
 	if (version >= 0x020e && bp_rsdp != f->rsdp)
 		return "boot_params.acpi_rsdp_addr is not where the RSDP is";

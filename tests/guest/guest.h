@@ -191,6 +191,8 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 u32 crc32(u32 crc, const void *buf, size_t len);
+/* The byte sum of firmware tables (MP, ACPI): 0 when their checksum holds */
+u8 sum8(const void *p, size_t len);
 void guest_exit(u8 status) __attribute__((noreturn));
 
 /* main.c: one result line per workload */
