@@ -65,6 +65,7 @@ static const struct cf_key cf_top[] = {
 	CF("ipc_group", CF_NAME, ipc_group, false),
 	CF_SUB("heartbeat", cf_heartbeat, false),
 	CF("link_timeout_ms", CF_MS, link_timeout_ms, false),
+	CF("shutdown_timeout_ms", CF_MS, shutdown_timeout_ms, false),
 	CF_SUB("fence", cf_fence, false),
 	{ NULL },
 };
@@ -262,6 +263,8 @@ static int cf_finish(struct cf_ctx *x)
 			       c->hb_limit_ms, c->hb_period_ms);
 	if (!c->link_timeout_ms)
 		c->link_timeout_ms = 2000;
+	if (!c->shutdown_timeout_ms)
+		c->shutdown_timeout_ms = PV_CONF_SHUTDOWN_MS;
 	if (c->fence_agent && !c->fence_timeout_ms)
 		c->fence_timeout_ms = 60000;
 	return 0;

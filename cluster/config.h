@@ -14,6 +14,9 @@
  *	ipc_group = "pairvisor";		# besides root; default: none
  *	heartbeat = { period_ms = 200; limit_ms = 1000; };
  *	link_timeout_ms = 2000;
+ *	shutdown_timeout_ms = 60000;		# pairctl vm shutdown: how long
+ *						# a guest may take to power off
+ *						# before its VMM is stopped
  *	fence = {				# how this host fences its peer
  *		agent = "fence_ipmilan";	# in /usr/sbin, or a path
  *		delay_ms = 5000;		# the host without the active
@@ -33,6 +36,7 @@
 #define PV_CONF_STATE_DIR	"/var/lib/pairvisor"
 #define PV_CONF_NAME_MAX	63	/* a host name's bytes */
 #define PV_CONF_PARAMS_MAX	32	/* fence agent parameters */
+#define PV_CONF_SHUTDOWN_MS	60000	/* shutdown_timeout_ms's default */
 
 /* One key=value line the fence agent gets on its standard input. */
 struct pv_fence_param {
@@ -51,6 +55,7 @@ struct pv_config {
 	char *ipc_group;	/* may use pairctl besides root; NULL: none */
 	uint32_t hb_period_ms, hb_limit_ms;
 	uint32_t link_timeout_ms;
+	uint32_t shutdown_timeout_ms;	/* guest power-off, then SIGTERM */
 	char *fence_agent;	/* NULL: no fencing */
 	uint32_t fence_delay_ms;
 	uint32_t fence_timeout_ms;

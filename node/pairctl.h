@@ -13,6 +13,8 @@ extern const char pctl_vm_fields[];
 int pctl_vm_status(const char *name);
 int pctl_vm_status_all(void);
 int pctl_vm_resume(const char *name);
+/* pairctl vm shutdown NAME of a VMM here, not the cluster's */
+int pctl_vm_powerdown(const char *name);
 /* pairctl switchover NAME [--disk N]: an exit status */
 int pctl_vm_switchover(int argc, char **argv);
 /* ... to a VMM here, not the cluster's: 0 or -errno (said) */

@@ -167,8 +167,9 @@ static int pctl_request(Pvcl__Request *req, int pass)
 	return err;
 }
 
-/* Send a ManagerInput, print the answer: an exit status. */
-static int pctl_manager(Pvcl__ManagerInput *in)
+/* Send a ManagerInput, print the answer: an exit status (or, with
+ * @pass, -ENOENT as pctl_request() says). */
+static int pctl_manager(Pvcl__ManagerInput *in, int pass)
 {
 	Pvcl__Request req = PVCL__REQUEST__INIT;
 
@@ -177,7 +178,7 @@ static int pctl_manager(Pvcl__ManagerInput *in)
 		return 1;
 	req.req_case = PVCL__REQUEST__REQ_MANAGER;
 	req.manager = in;
-	return pctl_request(&req, 0);
+	return pctl_request(&req, pass);
 }
 
 int pctl_cluster_switchover(const char *name, uint32_t disk)
@@ -286,7 +287,7 @@ static int pctl_vm_create(int argc, char **argv)
 	if (!st) {
 		in.op_case = PVCL__MANAGER_INPUT__OP_VM_CREATE;
 		in.vm_create = &x.def;
-		st = pctl_manager(&in);
+		st = pctl_manager(&in, 0);
 	}
 	pctl_def_free(&x);
 	return st;
@@ -296,6 +297,7 @@ static int pctl_vm_name_op(const char *verb, const char *name)
 {
 	Pvcl__ManagerInput in = PVCL__MANAGER_INPUT__INIT;
 	Pvcl__VmStop stop = PVCL__VM_STOP__INIT;
+	int st;
 
 	if (!strcmp(verb, "start")) {
 		in.op_case = PVCL__MANAGER_INPUT__OP_VM_START;
@@ -309,7 +311,13 @@ static int pctl_vm_name_op(const char *verb, const char *name)
 		in.op_case = PVCL__MANAGER_INPUT__OP_VM_STOP;
 		in.vm_stop = &stop;
 	}
-	return pctl_manager(&in);
+	if (strcmp(verb, "shutdown"))
+		return pctl_manager(&in, 0);
+	/* not the cluster's guest (or no cluster): a VMM of its own here */
+	st = pctl_manager(&in, -ENOENT);
+	if (st == -ENOENT)
+		st = pctl_vm_powerdown(name) ? 1 : 0;
+	return st;
 }
 
 static void pctl_print_vms(const Pvcl__Reply *r)
@@ -407,5 +415,5 @@ int pctl_host_cmd(int argc, char **argv)
 	hs.standby = !strcmp(argv[2], "standby");
 	in.op_case = PVCL__MANAGER_INPUT__OP_HOST_STANDBY;
 	in.host_standby = &hs;
-	return pctl_manager(&in);
+	return pctl_manager(&in, 0);
 }

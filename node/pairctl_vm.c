@@ -248,6 +248,24 @@ int pctl_vm_resume(const char *name)
 	return res->error;
 }
 
+/* Its ACPI power button pressed: the guest decides (virsh shutdown). */
+int pctl_vm_powerdown(const char *name)
+{
+	uint8_t buf[sizeof(struct qb_ipc_response_header) + 64];
+	struct qb_ipc_response_header *res = (void *)buf;
+	ssize_t n = ctl_ask(name, PVCTL_POWERDOWN, NULL, 0, buf, sizeof(buf));
+
+	if (n < 0)
+		return n;
+	if (res->error)
+		fprintf(stderr, "pairctl: vm %s: shutdown refused: %s\n", name,
+			res->error == -EINVAL ? "its VMM has no ACPI power button (an older pairvisor-vmm)" :
+			strerror(-res->error));
+	else
+		printf("vm %s: asked to shut down (ACPI power button)\n", name);
+	return res->error;
+}
+
 /* pairctl switchover NAME [--disk N] to a VMM here: 0, or -errno. */
 int pctl_vm_switchover_local(const char *name, uint32_t disk)
 {

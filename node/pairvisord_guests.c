@@ -4,9 +4,14 @@
  * second the manager's state (this host's replica of it) is compared
  * with the pairvisor-vmm processes here. A guest placed here and to run
  * gets a VMM (its own session: it outlives pairvisord, whose next run
- * adopts it by its --name); a VMM whose guest is to stop gets SIGTERM
- * (destroy: SIGKILL). What each VMM does (running, exited with its
- * status) is reported to the manager as a request, like any other.
+ * adopts it by its --name). A guest to shut down is asked first, as
+ * virsh shutdown does: its VMM's ACPI power button is pressed once (a
+ * job: a VMM may hang) and the guest powers off by itself; one still
+ * running after shutdown_timeout_ms, or whose VMM could not be asked,
+ * gets SIGTERM (the VMM's orderly stop), then SIGKILL after
+ * GUESTS_KILL_MS. destroy: SIGKILL at once. What each VMM does (running,
+ * exited with its status) is reported to the manager as a request, like
+ * any other.
  *
  * The spares of the peer host's protected disks are served here by a
  * pairvisor-blkdrv --listen on the replication address's next port,
@@ -30,12 +35,15 @@
 #include <qb/qblog.h>
 
 #include "console.h"
+#include "job.h"
 #include "manager.h"
 #include "pairvisord.h"
 #include "router.h"
+#include "vmmctl.h"
 
 #define GUESTS_TICK_MS		500
 #define GUESTS_KILL_MS		10000	/* SIGTERM, then SIGKILL */
+#define GUESTS_ASK_MS		5000	/* the power button's job */
 #define GUESTS_ARGS_MAX		64
 #define GUESTS_ARG_LEN		(PATH_MAX + 64)
 
@@ -46,6 +54,9 @@ struct pvd_guest {
 	bool child;		/* ours to wait for (else adopted) */
 	uint64_t report_at;	/* its running last reported (ms) */
 	uint64_t stop_at;	/* SIGTERM sent at (ms), 0: not stopping */
+	uint64_t down_at;	/* power button asked at (ms), 0: not */
+	struct pv_job *down;	/* ... and its job while it runs */
+	bool down_failed;	/* the VMM could not be asked */
 };
 
 /* A VMM's end not yet in the manager's state: reported until it is. */
@@ -212,6 +223,8 @@ static struct pvd_guest *g_track(struct pvd_guests *gs, const char *name,
 
 static void g_forget(struct pvd_guests *gs, struct pvd_guest *g)
 {
+	if (g->down)
+		pv_job_cancel(g->down);
 	if (g->pidfd >= 0) {
 		qb_loop_poll_del(gs->d->loop, g->pidfd);
 		close(g->pidfd);
@@ -336,22 +349,77 @@ static void g_spawn(struct pvd_guests *gs, const struct mgr_vm *v)
 		       v->name);
 }
 
-/* Stop a VMM whose guest is not to run here: SIGTERM, then SIGKILL. */
+static void g_powerdown_child(void *carg)
+{
+	int err = pv_vmm_powerdown(carg, GUESTS_ASK_MS - 1000);
+
+	_exit(err < 0 ? -err : 0);
+}
+
+static void g_powerdown_done(void *arg, int status, const char *out,
+			     size_t len)
+{
+	struct pvd_guest *g = arg;
+	int err = status > 0 ? -status : status;
+
+	(void)out;
+	(void)len;
+	g->down = NULL;
+	if (!err)
+		return;
+	g->down_failed = true;
+	qb_log(LOG_WARNING, "guests: vm %s: its power button could not be pressed (%s): stopping its VMM",
+	       g->name, err == -ETIMEDOUT ? "its VMM did not answer in time" :
+	       err == -EINVAL ? "a VMM without ACPI" : strerror(-err));
+}
+
+/* Ask the guest to power off (virsh shutdown): once, from a job. */
+static void g_powerdown(struct pvd_guests *gs, struct pvd_guest *g)
+{
+	g->down_at = g_now_ms();
+	qb_log(LOG_NOTICE, "guests: vm %s: asking the guest to power off (ACPI power button; %u ms before its VMM is stopped)",
+	       g->name, gs->d->cfg.shutdown_timeout_ms);
+	if (pv_job_start(gs->d->loop, g_powerdown_child, g->name,
+			 GUESTS_ASK_MS, 0, g_powerdown_done, g, &g->down))
+		g->down_failed = true;
+}
+
+/* The guest had its chance to power off by itself (not forced). */
+static bool g_down_over(const struct pvd_guests *gs,
+			const struct pvd_guest *g, uint64_t now)
+{
+	return g->down_failed ||
+	       now - g->down_at >= gs->d->cfg.shutdown_timeout_ms;
+}
+
+/*
+ * Stop a VMM whose guest is not to run here: the power button, then
+ * SIGTERM, then SIGKILL; @force (destroy): SIGKILL.
+ */
 static void g_stop(struct pvd_guests *gs, struct pvd_guest *g, bool force)
 {
 	uint64_t now = g_now_ms();
 
-	(void)gs;
 	if (force || (g->stop_at && now - g->stop_at > GUESTS_KILL_MS)) {
 		kill(g->pid, SIGKILL);
 		return;
 	}
-	if (!g->stop_at) {
-		qb_log(LOG_NOTICE, "guests: vm %s: stopping pid %d", g->name,
-		       (int)g->pid);
-		kill(g->pid, SIGTERM);
-		g->stop_at = now;
+	if (g->stop_at)
+		return;
+	if (!g->down_at) {
+		g_powerdown(gs, g);
+		return;
 	}
+	if (!g_down_over(gs, g, now))
+		return;
+	if (g->down)
+		pv_job_cancel(g->down);
+	g->down = NULL;
+	qb_log(LOG_NOTICE, "guests: vm %s: %s: stopping pid %d", g->name,
+	       g->down_failed ? "not asked" : "the guest did not power off in time",
+	       (int)g->pid);
+	kill(g->pid, SIGTERM);
+	g->stop_at = now;
 }
 
 /* Make what runs here what the manager's state says. */

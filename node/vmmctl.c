@@ -53,14 +53,27 @@ int pv_vmm_status(const char *name, int timeout_ms, Pvctl__VmStatus **out)
 	return *out ? 0 : -EPROTO;
 }
 
-int pv_vmm_switchover(const char *name, uint32_t disk, int timeout_ms)
+/* A request whose answer is its error alone: 0 or -errno. */
+static int pv_vmm_act(const char *name, int32_t id, const void *body,
+		      size_t blen, int timeout_ms)
 {
 	uint8_t buf[sizeof(struct qb_ipc_response_header) + 64];
 	struct qb_ipc_response_header *res = (void *)buf;
-	ssize_t n = pv_vmm_ask(name, PVCTL_SWITCHOVER, &disk, sizeof(disk),
-			       buf, sizeof(buf), timeout_ms);
+	ssize_t n = pv_vmm_ask(name, id, body, blen, buf, sizeof(buf),
+			       timeout_ms);
 
 	return n < 0 ? (int)n : res->error;
+}
+
+int pv_vmm_switchover(const char *name, uint32_t disk, int timeout_ms)
+{
+	return pv_vmm_act(name, PVCTL_SWITCHOVER, &disk, sizeof(disk),
+			  timeout_ms);
+}
+
+int pv_vmm_powerdown(const char *name, int timeout_ms)
+{
+	return pv_vmm_act(name, PVCTL_POWERDOWN, NULL, 0, timeout_ms);
 }
 
 const char *pv_vmm_switchover_why(int err)

@@ -25,6 +25,11 @@ ssize_t pv_vmm_ask(const char *name, int32_t id, const void *body,
 int pv_vmm_status(const char *name, int timeout_ms, Pvctl__VmStatus **out);
 /* Switch disk @disk of VM @name over to its spare: 0 or -errno. */
 int pv_vmm_switchover(const char *name, uint32_t disk, int timeout_ms);
+/*
+ * Press VM @name's ACPI power button (the guest decides whether and when
+ * it powers off): 0, or -errno (-EINVAL: a VMM without one).
+ */
+int pv_vmm_powerdown(const char *name, int timeout_ms);
 /* Why a switchover answered @err (-errno) failed, for the operator. */
 const char *pv_vmm_switchover_why(int err);
 

@@ -215,6 +215,8 @@ listen = "tcp:$(addr "$h"):7400";
 peer = { name = "$p"; address = "tcp:$(addr "$p"):7400"; };
 cluster_key = "$dir/cluster.key";
 state_dir = "$dir/$h/state";
+# short, so the tests see a guest that ignores vm shutdown stopped
+shutdown_timeout_ms = 5000;
 EOF
 	[ -e "$dir/fence-ipmi" ] || return 0
 	cat >> "$dir/$h/pairvisor.conf" <<EOF

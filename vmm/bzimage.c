@@ -19,6 +19,7 @@
 #define BZ_BOOT_FLAG	0xaa55
 #define BZ_MAGIC	0x53726448	/* "HdrS" */
 #define BZ_TYPE_LOADER	0xff		/* undefined boot loader */
+#define BZ_ACPI_RSDP_VERSION	0x020e	/* boot_params.acpi_rsdp_addr */
 #define BZ_MIN_SIZE	1024		/* boot sector + one setup sector */
 
 static int bz_fail(const char **why, const char *msg, int err)
@@ -153,6 +154,10 @@ static void bz_fill_params(struct boot_params *bp, const struct bzimage *bz,
 	bp->hdr.setup_data = 0;			/* we pass no setup_data */
 	bp->e820_entries = e820_build(mem, bp->e820_table,
 				      E820_MAX_ENTRIES_ZEROPAGE);
+	/* where the ACPI tables are (acpi.c), for boot protocol 2.14+;
+	 * older kernels find the RSDP by scanning the BIOS area */
+	if (bz->hdr.version >= BZ_ACPI_RSDP_VERSION)
+		bp->acpi_rsdp_addr = PV_ACPI_ADDR;
 }
 
 int bzimage_load(struct guest_mem *mem, const struct bzimage *bz,

@@ -18,6 +18,8 @@
 
 #define PV_EBDA_ADDR		0x9fc00ULL	/* MP floating pointer lives here */
 #define PV_MPTABLE_ADDR		PV_EBDA_ADDR
+#define PV_ACPI_ADDR		0xe0000ULL	/* RSDP, then the ACPI tables */
+#define PV_ACPI_MAX		0x10000ULL	/* ... inside the BIOS area */
 #define PV_BIOS_END		0x100000ULL	/* [EBDA, 1 MiB) is reserved */
 #define PV_KERNEL_DEFAULT_ADDR	0x100000ULL	/* bzImage, no pref_address */
 
@@ -33,6 +35,8 @@
 #define PV_PORT_I8042_CMD	0x64
 #define PV_PORT_POST		0x80
 #define PV_PORT_TESTEXIT	0x501	/* write v: the VMM exits with status v */
+#define PV_PORT_PM1_EVT		0x600	/* ACPI PM1a_STS, PM1a_EN (pm.c) */
+#define PV_PORT_PM1_CNT		0x604	/* ACPI PM1a_CNT */
 #define PV_PORT_PCI_CONF_ADDR	0xcf8
 #define PV_PORT_PCI_CONF_DATA	0xcfc
 #define PV_PORT_COM1		0x3f8

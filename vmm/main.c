@@ -16,6 +16,7 @@
 
 #include <qb/qblog.h>
 
+#include "acpi.h"
 #include "auth.h"
 #include "bootcpu.h"
 #include "bzimage.h"
@@ -481,6 +482,9 @@ static int vmm_load(struct vm *vm, struct vmm_images *img,
 	err = mptable_write(&vm->mem, vm->cfg->nr_vcpus);
 	if (err < 0)
 		return err;
+	err = acpi_write(&vm->mem, vm->cfg->nr_vcpus);
+	if (err < 0)
+		return err;
 	return bootcpu_write_tables(&vm->mem);
 }
 
@@ -586,6 +590,7 @@ static int vmm_exit_status(struct vm *vm)
 		return vm->stop_status;
 	case VM_STOP_RESET:
 	case VM_STOP_SIGNAL:
+	case VM_STOP_POWEROFF:
 		return 0;
 	default:
 		return 1;

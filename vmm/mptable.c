@@ -6,22 +6,13 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fwtable.h"
 #include "layout.h"
 #include "mptable.h"
 
 #define MP_CPU_SIGNATURE	0x600		/* family 6 */
 #define MP_CPU_FEATURES		0x201		/* FPU | APIC */
 #define MP_BUS_ISA		0
-
-static uint8_t mp_checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *b++;
-	return (uint8_t)-sum;
-}
 
 size_t mptable_size(int nr_cpus)
 {
@@ -115,13 +106,13 @@ int mptable_build(void *buf, size_t size, uint32_t gpa, int nr_cpus)
 	memcpy(mpc->product, "PAIRVISOR   ", 12);
 	mpc->count = nr_cpus + 2 + MP_IRQ_PINS + 2;
 	mpc->lapic = PV_LAPIC_ADDR;
-	mpc->checksum = mp_checksum(mpc, mpc->length);
+	mpc->checksum = fw_checksum(mpc, mpc->length);
 
 	memcpy(mpf->signature, MP_SIG_FLOAT, 4);
 	mpf->physptr = gpa + sizeof(*mpf);
 	mpf->length = 1;
 	mpf->spec_rev = MP_SPEC_REV;
-	mpf->checksum = mp_checksum(mpf, sizeof(*mpf));
+	mpf->checksum = fw_checksum(mpf, sizeof(*mpf));
 	return total;
 }
 

@@ -2,10 +2,11 @@
 /*
  * The VMM's status service: a libqb IPC server in the main loop answering
  * PVCTL_STATUS with a packed pvctl.VmStatus, PVCTL_RESUME (after an I/O
- * error stop, `pairctl resume`) and PVCTL_SWITCHOVER (`pairctl
- * switchover`: a disk's spare takes over). Status is read-only: it never
- * changes the VM, so (DESIGN.md section 1) it is nothing a replica must
- * mirror; the other two act through the VMM's own paths.
+ * error stop, `pairctl resume`), PVCTL_SWITCHOVER (`pairctl
+ * switchover`: a disk's spare takes over) and PVCTL_POWERDOWN (`pairctl
+ * vm shutdown`: the ACPI power button, pm.c). Status is read-only: it
+ * never changes the VM, so (DESIGN.md section 1) it is nothing a replica
+ * must mirror; the others act through the VMM's own paths.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <qb/qbipcs.h>
 #include <qb/qblog.h>
 
+#include "acpi.h"
 #include "control.pb-c.h"
 #include "devswitch.h"
 #include "ipcs_loop.h"
@@ -201,6 +203,8 @@ static int st_answer(struct status_server *s, int32_t id, size_t hlen,
 		return vm_resume(s->vm);
 	case PVCTL_SWITCHOVER:
 		return st_switchover(s->vm, body, len);
+	case PVCTL_POWERDOWN:
+		return pm_power_button(s->vm);
 	default:
 		return -EINVAL;
 	}

@@ -14,6 +14,7 @@
 #define PVCTL_STATUS			1	/* request ids */
 #define PVCTL_RESUME			2
 #define PVCTL_SWITCHOVER		3	/* body: uint32 disk index */
+#define PVCTL_POWERDOWN			4	/* press the ACPI power button */
 #define PV_STATUS_MSG_MAX		(64 * 1024)
 
 struct vm;

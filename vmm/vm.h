@@ -25,6 +25,7 @@
 struct vm;
 struct vcpu;
 struct pci_host;
+struct pm;
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -151,6 +152,7 @@ enum vm_stop_reason {
 	VM_STOP_TESTEXIT,	/* status = value written by the guest */
 	VM_STOP_RESET,		/* i8042 reset or KVM_EXIT_SHUTDOWN */
 	VM_STOP_SIGNAL,		/* SIGTERM / SIGINT */
+	VM_STOP_POWEROFF,	/* the guest entered ACPI S5 (pm.c) */
 	VM_STOP_ERROR,		/* KVM failure, internal error */
 };
 
@@ -170,6 +172,7 @@ struct vm {
 	struct vcpu *vcpus[VM_MAX_VCPUS];
 
 	struct pci_host *pci;		/* set by the PCI host bridge */
+	struct pm *pm;			/* set by the ACPI PM1 block */
 
 	struct kvm_irq_routing_entry routes[VM_MAX_GSI_ROUTES];
 	int nr_routes;

@@ -8,7 +8,9 @@
  * and adopts it; the guest's end is reported to the manager, and the
  * image checked with blkpattern. Its serial console is shown by pairctl
  * vm console on host a (the banner, from the backlog), before and after
- * the adoption; host b names host a.
+ * the adoption; host b names host a. pairctl vm shutdown presses a
+ * guest's ACPI power button: one that listens powers off by itself, one
+ * that does not is stopped after shutdown_timeout_ms (5 s here).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -228,6 +230,60 @@ static void test_guest(void)
 	CU_ASSERT_EQUAL(verify_image(img), 0);
 }
 
+/* @what is in host @host's log @log ("state/vm-g5.log", "log/pairvisord.log"). */
+static bool log_has(const char *host, const char *log, const char *what)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+	return !cl_shell("grep -q '%s' %s/pairvisor-cluster-%s/%s/%s", what,
+			 tmp, cl_id(), host, log);
+}
+
+/*
+ * vm shutdown of two guests on host a: g5 (pvtest=acpi) takes the power
+ * button and powers off, exit status 0, no signal; g6 (pvtest=echo) does
+ * not listen and its VMM is stopped (SIGTERM) after the timeout.
+ */
+static void test_shutdown(void)
+{
+	int pid, status = -1;
+	uint64_t t0;
+	char *out;
+
+	CU_ASSERT_EQUAL_FATAL(cl_ctl("a", NULL, "vm create g5 --memory 64M --vcpus 1 --kernel %s --cmdline pvtest=acpi --host a",
+				     PV_GUEST_PATH), 0);
+	CU_ASSERT_EQUAL_FATAL(cl_ctl("a", NULL, "vm create g6 --memory 64M --vcpus 1 --kernel %s --cmdline pvtest=echo --host a",
+				     PV_GUEST_PATH), 0);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm start g5"), 0);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm start g6"), 0);
+	CU_ASSERT_FATAL(wait_vm("g5", "running", "a", 20000, &pid, &status));
+	CU_ASSERT_FATAL(wait_vm("g6", "running", "a", 20000, &pid, &status));
+	t0 = cl_now_ms();
+	while (!log_has("a", "state/vm-g5.log", "waiting for the power button") &&
+	       cl_now_ms() - t0 < 20000)
+		usleep(100000);
+	CU_ASSERT_EQUAL(cl_ctl("b", &out, "vm shutdown g5"), 0);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "vm g5: asked to shut down") : NULL);
+	free(out);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm shutdown g6"), 0);
+	t0 = cl_now_ms();
+	CU_ASSERT(wait_vm("g5", "stopped", "a", 20000, &pid, &status));
+	printf("(g5 stopped %llu ms after vm shutdown) ",
+	       (unsigned long long)(cl_now_ms() - t0));
+	CU_ASSERT_EQUAL(status, 0);
+	CU_ASSERT(log_has("a", "state/vm-g5.log", "PVTEST acpi PASS"));
+	CU_ASSERT(log_has("a", "state/vm-g5.log", "the guest powered off"));
+	CU_ASSERT_FALSE(log_has("a", "log/pairvisord.log", "vm g5: the guest did not power off"));
+	/* g6 ignored the button: stopped after the 5 s */
+	CU_ASSERT(wait_vm("g6", "stopped", "a", 20000, &pid, &status));
+	CU_ASSERT(cl_now_ms() - t0 >= 4000);
+	CU_ASSERT(log_has("a", "state/vm-g6.log", "the guest has not enabled it"));
+	CU_ASSERT(log_has("a", "log/pairvisord.log", "vm g6: the guest did not power off in time"));
+	CU_ASSERT_FALSE(log_has("a", "state/vm-g6.log", "powered off"));
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm delete g5"), 0);
+	CU_ASSERT_EQUAL(cl_ctl("a", NULL, "vm delete g6"), 0);
+}
+
 /*
  * Host b loses power with two guests: g2, whose disk is shared=on, runs
  * again on a once a fenced b; g3, whose disk is not, is reported lost.
@@ -318,6 +374,8 @@ static int suite_clean(void)
 
 static CU_TestInfo tests[] = {
 	{ "a guest with a protected disk, its spare on the peer", test_guest },
+	{ "vm shutdown: the guest powers off, or is stopped after the timeout",
+	  test_shutdown },
 	{ "a lost host's shared=on guest runs again on the survivor",
 	  test_host_lost },
 	{ "the whole cluster loses power: a started guest starts again",

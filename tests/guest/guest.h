@@ -39,12 +39,14 @@
 #define BLK_MAX_DISKS	8		/* as many as the VMM takes */
 #define IRQ_BLK_Q(k)	(1 + (k))	/* virtio-blk disk k: queue */
 #define IRQ_BLK_CFG(k)	(1 + BLK_MAX_DISKS + (k))	/* and config change */
+#define IRQ_SCI		(1 + 2 * BLK_MAX_DISKS)	/* ACPI SCI, IOAPIC pin 9 */
 #define IRQ_STUB_SIZE	32
 #define LAPIC_EOI_ADDR	0xfee000b0
 #define VEC_SPURIOUS	0xff
 #define NR_EXC_VECTORS	32
 
 #define PORT_TESTEXIT	0x501
+#define PORT_PM1	0x600		/* ACPI PM1a_EVT, PM1a_CNT (8 ports) */
 #define PORT_COM1	0x3f8
 #define PORT_BAD	0x2f0		/* nothing lives here */
 #define PORT_I8042_CMD	0x64		/* 0xfe: pulse the reset line */
@@ -85,6 +87,19 @@ static inline u8 inb(u16 port)
 	u8 v;
 
 	asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outw(u16 v, u16 port)
+{
+	asm volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u16 inw(u16 port)
+{
+	u16 v;
+
+	asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
 
@@ -176,6 +191,8 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 u32 crc32(u32 crc, const void *buf, size_t len);
+/* The byte sum of firmware tables (MP, ACPI): 0 when their checksum holds */
+u8 sum8(const void *p, size_t len);
 void guest_exit(u8 status) __attribute__((noreturn));
 
 /* main.c: one result line per workload */
@@ -227,6 +244,7 @@ void blkro_run(void);
 void blkbad_run(void);
 void blkbench_run(void);
 void blkzero_run(void);
+void acpi_run(void);
 
 /*
  * smp.c: start up to @max CPUs (the BSP included) with every AP running

@@ -268,7 +268,7 @@ tss_area:
 	.endif
 
 /* Ports CPL3 may use: the i8042 command port (reset), 0x2f0 (badport),
- * COM1, the exit port, PCI config. */
+ * COM1, the exit port, the ACPI PM1 block, PCI config. */
 io_bitmap:
 	.fill	PORT_I8042_CMD / 8, 1, 0xff
 	.byte	0xef			/* 0x64 */
@@ -278,7 +278,9 @@ io_bitmap:
 	.byte	0x00			/* 0x3f8-0x3ff */
 	.fill	0x500 / 8 - 0x3f8 / 8 - 1, 1, 0xff
 	.byte	0xfd			/* 0x501 */
-	.fill	0xcf8 / 8 - 0x500 / 8 - 1, 1, 0xff
+	.fill	PORT_PM1 / 8 - 0x500 / 8 - 1, 1, 0xff
+	.byte	0x00			/* 0x600-0x607 */
+	.fill	0xcf8 / 8 - PORT_PM1 / 8 - 1, 1, 0xff
 	.byte	0x00			/* 0xcf8-0xcff */
 	.fill	IOBITMAP_SIZE - 0xcf8 / 8 - 1, 1, 0xff
 	.byte	0xff			/* required terminator */

@@ -236,6 +236,16 @@ void printk(const char *fmt, ...)
 }
 
 /* IEEE 802.3 CRC-32, reflected, as zlib's crc32(): crc32(0, buf, len). */
+u8 sum8(const void *p, size_t len)
+{
+	const u8 *b = p;
+	u8 s = 0;
+
+	while (len--)
+		s += *b++;
+	return s;
+}
+
 u32 crc32(u32 crc, const void *buf, size_t len)
 {
 	static u32 table[256];

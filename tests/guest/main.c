@@ -312,6 +312,7 @@ static const struct workload {
 	{ "blkbad", blkbad_run },
 	{ "blkbench", blkbench_run },
 	{ "blkzero", blkzero_run },
+	{ "acpi", acpi_run },
 };
 
 static void workload_run(const char *name, size_t len)

@@ -16,15 +16,6 @@
 
 struct mp_info mp;
 
-static u8 mp_sum(const u8 *p, size_t len)
-{
-	u8 s = 0;
-
-	while (len--)
-		s += *p++;
-	return s;
-}
-
 static const u8 *mp_scan(u64 start, u64 len)
 {
 	u64 a;
@@ -32,7 +23,7 @@ static const u8 *mp_scan(u64 start, u64 len)
 	for (a = start; a + 16 <= start + len; a += 16) {
 		const u8 *p = (const u8 *)a;
 
-		if (!memcmp(p, "_MP_", 4) && p[8] == 1 && !mp_sum(p, 16))
+		if (!memcmp(p, "_MP_", 4) && p[8] == 1 && !sum8(p, 16))
 			return p;
 	}
 	return NULL;
@@ -96,9 +87,9 @@ static const char *mp_parse(void)
 		return "no PCMP configuration table";
 	len = *(const u16 *)(ct + 4);
 	ext_len = *(const u16 *)(ct + 40);
-	if (len < 44 || mp_sum(ct, len))
+	if (len < 44 || sum8(ct, len))
 		return "configuration table checksum is wrong";
-	if ((u8)(mp_sum(ct + len, ext_len) + ct[42]))
+	if ((u8)(sum8(ct + len, ext_len) + ct[42]))
 		return "extended table checksum is wrong";
 	mp.lapic = *(const u32 *)(ct + 36);
 	return mp_entries(ct + 44, ct + len, *(const u16 *)(ct + 34));

@@ -86,6 +86,7 @@ static void test_good_defaults(void)
 	CU_ASSERT_EQUAL(c.hb_period_ms, 200);
 	CU_ASSERT_EQUAL(c.hb_limit_ms, 1000);
 	CU_ASSERT_EQUAL(c.link_timeout_ms, 2000);
+	CU_ASSERT_EQUAL(c.shutdown_timeout_ms, 60000);
 	pv_config_free(&c);
 }
 
@@ -99,6 +100,7 @@ static void test_good_full(void)
 		 "ipc_group = \"pairvisor\";\n"
 		 "heartbeat = { period_ms = 100; limit_ms = 500; };\n"
 		 "link_timeout_ms = 3000;\n"
+		 "shutdown_timeout_ms = 5000;\n"
 		 "fence = {\n"
 		 "  agent = \"fence_ipmilan\";\n"
 		 "  delay_ms = 5000;\n"
@@ -110,6 +112,7 @@ static void test_good_full(void)
 	CU_ASSERT_EQUAL(c.hb_period_ms, 100);
 	CU_ASSERT_EQUAL(c.hb_limit_ms, 500);
 	CU_ASSERT_EQUAL(c.link_timeout_ms, 3000);
+	CU_ASSERT_EQUAL(c.shutdown_timeout_ms, 5000);
 	CU_ASSERT_STRING_EQUAL(c.fence_agent, "fence_ipmilan");
 	CU_ASSERT_EQUAL(c.fence_delay_ms, 5000);
 	CU_ASSERT_EQUAL(c.fence_timeout_ms, 60000);
