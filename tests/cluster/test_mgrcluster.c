@@ -284,6 +284,38 @@ static void test_both_restarted(void)
 }
 
 /*
+ * The spare's daemon killed (kill -9): the active goes on alone (the
+ * peer's process is gone: nothing to wait for), and the daemon started
+ * again is seeded with what was done meanwhile.
+ */
+static void test_spare_killed(void)
+{
+	const char *a = wait_pair(30000), *b;
+	struct json_object *st;
+	bool seeded = false;
+	char *out, p[32];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	b = other(a);
+	CU_ASSERT_EQUAL_FATAL(cl_run("kill %s pairvisord", b), 0);
+	CU_ASSERT_EQUAL(cl_ctl(a, &out, "vm create alone1 " VM_ARGS), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vm alone1 defined"));
+	free(out);
+	CU_ASSERT_STRING_EQUAL(active_host(NULL), a);
+	CU_ASSERT_EQUAL_FATAL(cl_run("start %s pairvisord", b), 0);
+	CU_ASSERT_STRING_EQUAL(wait_pair(30000), a);
+	/* b's own replica (its status), not the active's list */
+	st = cl_status(b);
+	for (int i = 0; st && i < 64 && !seeded; i++) {
+		snprintf(p, sizeof(p), "vms.%d.def.name", i);
+		seeded = !strcmp(cl_str(st, p), "alone1");
+	}
+	json_object_put(st);
+	CU_ASSERT_TRUE(seeded);
+	CU_ASSERT_EQUAL(cl_ctl(b, NULL, "vm delete alone1"), 0);
+}
+
+/*
  * The spare's daemon hangs (SIGSTOP): an answer waits until the spare
  * has the request, here a new spare seeded once it runs again.
  */
@@ -660,6 +692,8 @@ static CU_TestInfo tests[] = {
 	  test_daemon_stopped },
 	{ "both daemons restarted: the state comes back from disk",
 	  test_both_restarted },
+	{ "the spare's daemon killed: the active goes on, then seeds it",
+	  test_spare_killed },
 	{ "the spare hung: answers wait for it", test_spare_hung },
 	{ "the active's host killed: fenced, the spare promoted",
 	  test_host_killed },
