@@ -251,7 +251,7 @@ static void drv_publish(struct pvd_drivers *dr)
 	Pvcl__CpgMessage m = PVCL__CPG_MESSAGE__INIT;
 	Pvcl__DriverReport rep = PVCL__DRIVER_REPORT__INIT;
 	uint8_t *plain = NULL, *buf = NULL;
-	size_t len;
+	size_t len, blen;
 
 	/* not before our Announce: the peer would drop it as a stranger's;
 	 * and no news is no message */
@@ -266,18 +266,20 @@ static void drv_publish(struct pvd_drivers *dr)
 	m.msg_case = PVCL__CPG_MESSAGE__MSG_DRIVER_REPORT;
 	m.driver_report = &rep;
 	len = pvcl__cpg_message__get_packed_size(&m);
-	if (len > PVD_DRV_REPORT_MAX)
-		return;		/* the peer would refuse it */
 	plain = malloc(len);
-	buf = malloc(len + 8 * rep.n_vms);	/* room for the ages */
-	if (!plain || !buf)
-		goto out;
+	if (!plain)
+		return;
 	pvcl__cpg_message__pack(&m, plain);
 	if (len == dr->sent_len && !memcmp(plain, dr->sent, len) &&
 	    drv_now_ms() - dr->sent_at < PVD_DRV_RESEND_MS)
 		goto out;
-	drv_local(dr, true);
-	if (pv_memb_send(dr->d->memb, buf, pvcl__cpg_message__pack(&m, buf)))
+	drv_local(dr, true);	/* now with their ages */
+	blen = pvcl__cpg_message__get_packed_size(&m);
+	if (blen > PVD_DRV_REPORT_MAX)
+		goto out;	/* the peer would refuse it */
+	buf = malloc(blen);
+	if (!buf || pv_memb_send(dr->d->memb, buf,
+				 pvcl__cpg_message__pack(&m, buf)))
 		goto out;
 	free(dr->sent);
 	dr->sent = plain;
