@@ -185,6 +185,24 @@ fail:
 	return err;
 }
 
+void pv_job_quiet(void)
+{
+	int fd = open("/dev/null", O_WRONLY);
+
+	if (fd >= 0)
+		dup2(fd, 2);
+}
+
+void pv_job_exit_errno(int err)
+{
+	_exit(err < 0 ? -err : 0);
+}
+
+int pv_job_errno(int status)
+{
+	return status > 0 ? -status : status;
+}
+
 void pv_job_cancel(struct pv_job *j)
 {
 	if (!j)

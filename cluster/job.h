@@ -33,6 +33,16 @@ typedef void pv_job_child_fn(void *carg);
 typedef void pv_job_done_fn(void *arg, int status, const char *out,
 			    size_t len);
 
+/*
+ * In the child: standard error to /dev/null, for a child whose output is
+ * data (a library's log line must not mix into it).
+ */
+void pv_job_quiet(void);
+/* In the child: end with @err (0 or -errno) as its exit status. */
+void pv_job_exit_errno(int err) __attribute__((noreturn));
+/* A @status (pv_job_done_fn) of such a child as 0 or -errno. */
+int pv_job_errno(int status);
+
 /* Start @child; @done once, after which the job is freed. */
 int pv_job_start(qb_loop_t *loop, pv_job_child_fn *child, void *carg,
 		 unsigned int timeout_ms, size_t out_max, pv_job_done_fn *done,

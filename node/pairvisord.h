@@ -76,8 +76,6 @@ bool pvd_drivers_deliver(struct pvd *d, uint32_t nodeid, Pvcl__CpgMessage *m);
 void pvd_drivers_left(struct pvd *d, uint32_t nodeid);
 /* Every running guest's drivers into @st, valid until the loop runs on. */
 void pvd_drivers_status(struct pvd *d, Pvcl__ClusterStatus *st);
-/* In a job's child: standard error to /dev/null (its output is data). */
-void pvd_job_quiet(void);
 
 /* pairvisord_switch.c */
 int pvd_switch_start(struct pvd *d);

@@ -15,7 +15,6 @@
  * and counts before it is kept.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,14 +105,6 @@ static void drv_disk(const struct pv_config *c, const Pvctl__DiskStatus *s,
 	o->seeds = s->seeds;
 }
 
-void pvd_job_quiet(void)
-{
-	int fd = open("/dev/null", O_WRONLY);
-
-	if (fd >= 0)
-		dup2(fd, 2);	/* libqb's log lines must not mix in */
-}
-
 /* In the child: one VMM's answer, or why there is none. */
 static void drv_vm(const struct pv_config *c, const char *name,
 		   Pvcl__VmDrivers *v, Pvctl__VmStatus **st)
@@ -162,7 +153,7 @@ static void drv_poll_child(void *carg)
 	struct pvd_drivers *dr = carg;
 	uint8_t *buf = malloc(PVD_DRV_REPORT_MAX);
 
-	pvd_job_quiet();
+	pv_job_quiet();		/* libqb's log lines must not mix in */
 	if (!buf)
 		_exit(ENOMEM);
 	for (size_t k = 0; k < dr->nr_names; k++) {

@@ -351,16 +351,14 @@ static void g_spawn(struct pvd_guests *gs, const struct mgr_vm *v)
 
 static void g_powerdown_child(void *carg)
 {
-	int err = pv_vmm_powerdown(carg, GUESTS_ASK_MS - 1000);
-
-	_exit(err < 0 ? -err : 0);
+	pv_job_exit_errno(pv_vmm_powerdown(carg, GUESTS_ASK_MS - 1000));
 }
 
 static void g_powerdown_done(void *arg, int status, const char *out,
 			     size_t len)
 {
 	struct pvd_guest *g = arg;
-	int err = status > 0 ? -status : status;
+	int err = pv_job_errno(status);
 
 	(void)out;
 	(void)len;

@@ -84,9 +84,9 @@ static void sw_child(void *carg)
 	const struct sw_here *h = carg;
 	int err;
 
-	pvd_job_quiet();
+	pv_job_quiet();
 	err = pv_vmm_switchover(h->vm, h->disk, PVD_SW_JOB_MS - 1000);
-	_exit(err < 0 ? -err : 0);
+	pv_job_exit_errno(err);
 }
 
 static void sw_here_free(struct sw_here *h)
@@ -100,7 +100,7 @@ static void sw_here_free(struct sw_here *h)
 static void sw_done(void *arg, int status, const char *out, size_t len)
 {
 	struct sw_here *h = arg;
-	int err = status > 0 ? -status : status;
+	int err = pv_job_errno(status);
 	const char *host = h->sw->d->cfg.host;
 	char msg[256];
 
