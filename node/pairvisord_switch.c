@@ -37,6 +37,7 @@ struct sw_here {
 
 /* A switchover this host asked the peer for. */
 struct sw_ask {
+	struct pvd_switches *sw;
 	uint64_t token;			/* 0: free */
 	pv_mgr_answer_fn *answer;
 	void *arg;
@@ -172,12 +173,9 @@ static void sw_ask_end(struct pvd_switches *sw, struct sw_ask *a, int error,
 static void sw_ask_timeout(void *data)
 {
 	struct sw_ask *a = data;
-	Pvcl__Reply r = PVCL__REPLY__INIT;
 
-	a->token = 0;
-	r.error = -ETIMEDOUT;
-	r.message = "the guest's host did not answer in time: the switchover may or may not have happened (pairctl status)";
-	a->answer(a->arg, &r);
+	sw_ask_end(a->sw, a, -ETIMEDOUT,
+		   "the guest's host did not answer in time: the switchover may or may not have happened (pairctl status)");
 }
 
 /* Ask the peer, which runs the guest, to do it. */
@@ -202,7 +200,7 @@ static int sw_there(struct pvd_switches *sw, const Pvcl__DiskSwitchover *so,
 	if (pvcl__cpg_message__get_packed_size(&m) > sizeof(buf) ||
 	    pv_memb_send(sw->d->memb, buf, pvcl__cpg_message__pack(&m, buf)))
 		return -EHOSTUNREACH;
-	*a = (struct sw_ask){ .token = ask.token, .answer = answer,
+	*a = (struct sw_ask){ .sw = sw, .token = ask.token, .answer = answer,
 			      .arg = arg };
 	qb_loop_timer_add(sw->d->loop, QB_LOOP_MED, PVD_SW_ASK_MS * 1000000ULL,
 			  a, sw_ask_timeout, &a->timer);
